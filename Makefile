@@ -1,0 +1,92 @@
+# mod_hello: build, run and test. See README.md.
+#
+#   make            build build/mod_hello.so (apxs)
+#   make install    install it into Apache's module directory (apxs -i)
+#   make run        serve the API on http://127.0.0.1:$(PORT) (foreground; Ctrl-C stops)
+#   make test       install missing packages, build, run every test
+#   make bench      the side-by-side benchmark (not part of test)
+#   make clean      remove build products; make distclean also removes the run data
+
+APXS     ?= apxs
+PORT     ?= 8080
+PYTHON   ?= /usr/bin/python3
+BUILD    := build
+
+SRC      := src/date.c src/validate.c src/json.c src/core.c src/store_dbd.c
+CORE_SRC := src/date.c src/validate.c src/json.c src/core.c
+HDRS     := $(wildcard include/hello/*.h)
+WARN     := -Wall -Wextra -Werror
+
+APR_INC  := $(shell $(APXS) -q APR_INCLUDEDIR 2>/dev/null)
+HTTPD_INC:= $(shell $(APXS) -q INCLUDEDIR 2>/dev/null)
+APR_CFLAGS := -I$(APR_INC) -DLINUX -D_REENTRANT -D_GNU_SOURCE
+APR_LIBS := -lapr-1 -laprutil-1
+
+.PHONY: all module deps install run test unit integration bench clean distclean
+
+all: module
+
+deps:
+	@scripts/install-deps.sh build
+
+module: $(BUILD)/mod_hello.so
+
+# apxs compiles through libtool; its CFLAGS are Debian's hardening flags,
+# ours add the warnings. Objects go to $(BUILD)/obj so the tree stays clean.
+$(BUILD)/mod_hello.so: mod_hello.c $(SRC) $(HDRS)
+	@test -n "$(HTTPD_INC)" || scripts/install-deps.sh build
+	@mkdir -p $(BUILD)/obj/src
+	cp mod_hello.c $(BUILD)/obj/ && cp $(SRC) $(BUILD)/obj/src/
+	cd $(BUILD)/obj && $(APXS) -c -I$(CURDIR)/include \
+	    -Wc,-Wall -Wc,-Wextra -Wc,-Werror -Wc,-std=gnu11 \
+	    -o mod_hello.la mod_hello.c $(addprefix src/,$(notdir $(SRC))) -ljansson >build.log 2>&1 \
+	    || { cat build.log; exit 1; }
+	cp $(BUILD)/obj/.libs/mod_hello.so $@
+
+install: $(BUILD)/mod_hello.so
+	cd $(BUILD)/obj && $(APXS) -i -n hello mod_hello.la
+
+run: deps-run $(BUILD)/mod_hello.so
+	@PORT=$(PORT) scripts/run-dev
+
+.PHONY: deps-run deps-test
+deps-run:
+	@scripts/install-deps.sh run
+deps-test:
+	@scripts/install-deps.sh test
+
+# ---- tests ----------------------------------------------------------------
+
+UNIT_TESTS := test_date test_validate test_json test_core
+UNIT_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Iinclude $(APR_CFLAGS)
+UNIT_LIBS := -lcmocka -ljansson $(APR_LIBS)
+
+$(BUILD)/unit/%: tests/unit/%.c $(CORE_SRC) $(HDRS) tests/unit/fake_store.h
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(CORE_SRC) $(UNIT_LIBS)
+
+$(BUILD)/unit-asan/%: tests/unit/%.c $(CORE_SRC) $(HDRS) tests/unit/fake_store.h
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer -o $@ $< $(CORE_SRC) $(UNIT_LIBS)
+
+unit: $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-asan/,$(UNIT_TESTS))
+	@set -e; for t in $(UNIT_TESTS); do $(BUILD)/unit/$$t; done
+	@set -e; for t in $(UNIT_TESTS); do \
+	    ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(BUILD)/unit-asan/$$t; done
+
+integration: $(BUILD)/mod_hello.so
+	$(PYTHON) -m pytest -q tests/integration
+
+test: deps-test
+	$(MAKE) module
+	$(MAKE) unit
+	$(MAKE) integration
+
+clean:
+	rm -rf $(BUILD)/obj $(BUILD)/unit $(BUILD)/unit-asan $(BUILD)/mod_hello.so
+
+distclean:
+	scripts/mariadb-sandbox stop $(BUILD)/run/mariadb 2>/dev/null || true
+	rm -rf $(BUILD)

@@ -1,0 +1,27 @@
+/* The store interface implemented on mod_dbd's pooled connections. */
+#ifndef HELLO_STORE_DBD_H
+#define HELLO_STORE_DBD_H
+
+#include <apr_dbd.h>
+#include <mod_dbd.h>
+
+#include "hello/store.h"
+
+/* Returns a pooled connection for the current request, or NULL when the
+ * database cannot be reached (mod_dbd has logged why). */
+typedef ap_dbd_t *(*hello_dbd_acquire_fn)(void *arg);
+
+typedef struct hello_dbd_store {
+    hello_dbd_acquire_fn acquire;
+    void *acquire_arg;
+    const char *get_label;    /* mod_dbd label of the SELECT statement */
+    const char *put_label;    /* mod_dbd label of the upsert statement */
+    ap_dbd_t *dbd;            /* set on first use; NULL before */
+} hello_dbd_store;
+
+/* Fills *store to use ctx, which lives as long as the request (its dbd
+ * starts NULL). The connection is acquired lazily on first use, so a
+ * request rejected before touching the store never takes one. */
+void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx);
+
+#endif

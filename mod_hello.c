@@ -1,0 +1,577 @@
+/* mod_hello: the "hello birthday" JSON API, served from Apache httpd 2.4
+ * with dates of birth kept in MySQL/MariaDB through mod_dbd.
+ *
+ * This file is the Apache glue only: the module record, directives, config
+ * create/merge, hooks, and the conversion between request_rec and the core
+ * (src/), which decides every answer. */
+#include <string.h>
+
+#include <apr_dbd.h>
+#include <apr_optional.h>
+#include <apr_strings.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "ap_expr.h"
+#include "mod_dbd.h"
+
+#include "hello/core.h"
+#include "hello/json.h"
+#include "hello/store_dbd.h"
+
+#define HELLO_HANDLER "hello"
+#define HELLO_ERROR_FILTER "HELLO_JSON_ERROR"
+#define HELLO_NOTE_ERROR "hello-error"
+
+#define HELLO_DEFAULT_MAX_BODY 4096
+#define HELLO_LIMIT_MAX_BODY (1024 * 1024)
+#define HELLO_DEFAULT_RETRY_AFTER 5
+
+#define HELLO_DEFAULT_GET_QUERY "SELECT date_of_birth FROM hello_users WHERE username = %s"
+#define HELLO_DEFAULT_PUT_QUERY                                            \
+    "INSERT INTO hello_users (username, date_of_birth) VALUES (%s, %s) " \
+    "ON DUPLICATE KEY UPDATE date_of_birth = VALUES(date_of_birth)"
+#define HELLO_DEFAULT_GET_LABEL "hello_get"
+#define HELLO_DEFAULT_PUT_LABEL "hello_put"
+
+module AP_MODULE_DECLARE_DATA hello_module;
+
+typedef struct hello_dir_conf {
+    apr_size_t max_body;     /* HelloMaxBodySize; 0 = unset */
+    int retry_after;         /* HelloRetryAfter; 0 = unset */
+    const char *get_label;   /* HelloGetQuery's mod_dbd label; NULL = default */
+    const char *put_label;   /* HelloPutQuery's mod_dbd label; NULL = default */
+} hello_dir_conf;
+
+static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *hello_dbd_prepare;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *hello_dbd_acquire;
+
+static const char *const hello_no_dbd =
+    "mod_hello needs mod_dbd: load it before mod_hello "
+    "(LoadModule dbd_module modules/mod_dbd.so; on Debian: a2enmod dbd)";
+
+static void hello_retrieve_dbd(void)
+{
+    if (hello_dbd_prepare == NULL || hello_dbd_acquire == NULL) {
+        hello_dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+        hello_dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+    }
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+/* A <Location> (not a regex) that sets a handler: a candidate base path. */
+typedef struct hello_location {
+    const char *path;
+    apr_size_t len;
+    ap_expr_info_t *handler;
+} hello_location;
+
+typedef struct hello_srv_conf {
+    apr_array_header_t *locations; /* of hello_location, filled in post_config */
+} hello_srv_conf;
+
+static void *hello_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    (void)dir;
+    return apr_pcalloc(p, sizeof(hello_dir_conf));
+}
+
+static void *hello_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    hello_srv_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    (void)s;
+    conf->locations = apr_array_make(p, 2, sizeof(hello_location));
+    return conf;
+}
+
+static void *hello_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    hello_dir_conf *base = basev;
+    hello_dir_conf *add = addv;
+    hello_dir_conf *conf = apr_palloc(p, sizeof(*conf));
+
+    conf->max_body = add->max_body ? add->max_body : base->max_body;
+    conf->retry_after = add->retry_after ? add->retry_after : base->retry_after;
+    conf->get_label = add->get_label ? add->get_label : base->get_label;
+    conf->put_label = add->put_label ? add->put_label : base->put_label;
+    return conf;
+}
+
+static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min,
+                                apr_int64_t max, apr_int64_t *out)
+{
+    char *end = NULL;
+    apr_int64_t value;
+
+    errno = 0;
+    value = apr_strtoi64(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || value < min || value > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %" APR_INT64_T_FMT
+                            " to %" APR_INT64_T_FMT,
+                            cmd->directive->directive, arg, min, max);
+    }
+    *out = value;
+    return NULL;
+}
+
+static const char *set_max_body(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hello_dir_conf *conf = dconf;
+    apr_int64_t value;
+    const char *err = parse_number(cmd, arg, 16, HELLO_LIMIT_MAX_BODY, &value);
+
+    if (err == NULL) {
+        conf->max_body = (apr_size_t)value;
+    }
+    return err;
+}
+
+static const char *set_retry_after(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hello_dir_conf *conf = dconf;
+    apr_int64_t value;
+    const char *err = parse_number(cmd, arg, 1, 86400, &value);
+
+    if (err == NULL) {
+        conf->retry_after = (int)value;
+    }
+    return err;
+}
+
+/* HelloGetQuery / HelloPutQuery: prepared now, under a label of our own,
+ * as mod_authn_dbd does; the config keeps the label, not the SQL. */
+static const char *set_query(cmd_parms *cmd, void *dconf, const char *query)
+{
+    static unsigned int label_num = 0;
+    hello_dir_conf *conf = dconf;
+    int is_get = cmd->info != NULL;
+    const char *label;
+
+    hello_retrieve_dbd();
+    if (hello_dbd_prepare == NULL) {
+        return hello_no_dbd;
+    }
+    if (*query == '\0') {
+        return apr_pstrcat(cmd->pool, cmd->directive->directive, ": the SQL statement is empty",
+                           NULL);
+    }
+    label = apr_psprintf(cmd->pool, "hello_%s_%u", is_get ? "get" : "put", label_num++);
+    hello_dbd_prepare(cmd->server, query, label);
+    if (is_get) {
+        conf->get_label = label;
+    }
+    else {
+        conf->put_label = label;
+    }
+    return NULL;
+}
+
+static const command_rec hello_cmds[] = {
+    AP_INIT_TAKE1("HelloMaxBodySize", set_max_body, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Largest PUT body accepted, in bytes (16 to 1048576; default 4096)"),
+    AP_INIT_TAKE1("HelloRetryAfter", set_retry_after, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Seconds sent in Retry-After when the database is unavailable "
+                  "(1 to 86400; default 5)"),
+    AP_INIT_TAKE1("HelloGetQuery", set_query, (void *)1, RSRC_CONF | ACCESS_CONF,
+                  "SQL that selects the date of birth for one username (%s); "
+                  "default: " HELLO_DEFAULT_GET_QUERY),
+    AP_INIT_TAKE1("HelloPutQuery", set_query, NULL, RSRC_CONF | ACCESS_CONF,
+                  "SQL that inserts or replaces the date of birth (%s username, %s date); "
+                  "default: " HELLO_DEFAULT_PUT_QUERY),
+    {NULL}};
+
+/* ---- hooks run at startup ---------------------------------------------- */
+
+static int hello_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    hello_retrieve_dbd();
+    if (hello_dbd_prepare == NULL || hello_dbd_acquire == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "%s", hello_no_dbd);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/* Remembers the server's <Location> sections that set a handler. Only
+ * directives of a module create its per-directory config, so a section that
+ * holds nothing but SetHandler never reaches our config: the base path of
+ * the API is found from the core's sections instead (hello_base). */
+static void collect_locations(server_rec *s)
+{
+    core_server_config *core = ap_get_core_module_config(s->module_config);
+    hello_srv_conf *conf = ap_get_module_config(s->module_config, &hello_module);
+    ap_conf_vector_t **sections = (ap_conf_vector_t **)core->sec_url->elts;
+
+    conf->locations->nelts = 0;
+    for (int i = 0; i < core->sec_url->nelts; i++) {
+        core_dir_config *d = ap_get_core_module_config(sections[i]);
+        if (d->expr_handler != NULL && d->r == NULL && d->d != NULL) {
+            hello_location *loc = apr_array_push(conf->locations);
+            loc->path = d->d;
+            loc->len = strlen(d->d);
+            while (loc->len > 0 && loc->path[loc->len - 1] == '/') {
+                loc->len--;
+            }
+            loc->handler = d->expr_handler;
+        }
+    }
+}
+
+/* Registers the default statements with every server's mod_dbd pool. It
+ * runs before mod_dbd's own post_config, which groups servers by their
+ * statements, and before any child exists (ap_dbd_prepare's rule). */
+static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                             server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    for (server_rec *sp = s; sp; sp = sp->next) {
+        hello_dbd_prepare(sp, HELLO_DEFAULT_GET_QUERY, HELLO_DEFAULT_GET_LABEL);
+        hello_dbd_prepare(sp, HELLO_DEFAULT_PUT_QUERY, HELLO_DEFAULT_PUT_LABEL);
+        collect_locations(sp);
+    }
+    return OK;
+}
+
+/* ---- per request ------------------------------------------------------ */
+
+/* Whether SetHandler names this module for r's location. r->handler is set
+ * only in the fixups phase; before that (map_to_storage, early errors) the
+ * configured handler expression is what tells. The core resets the config
+ * to the server's defaults before map_to_storage and fails bad %-escapes
+ * before any walk, so walk the locations first: the walk cache makes
+ * the core's own walk that follows free. */
+static int hello_is_ours(request_rec *r)
+{
+    core_dir_config *d;
+    const char *handler;
+    const char *err = NULL;
+
+    if (r->handler) {
+        return strcmp(r->handler, HELLO_HANDLER) == 0;
+    }
+    if (r->per_dir_config == r->server->lookup_defaults && r->uri && r->uri[0] == '/' &&
+        ap_location_walk(r) != OK) {
+        return 0;
+    }
+    d = ap_get_core_module_config(r->per_dir_config);
+    if (d == NULL || d->expr_handler == NULL) {
+        return 0;
+    }
+    handler = ap_expr_str_exec(r, d->expr_handler, &err);
+    return err == NULL && handler != NULL && strcmp(handler, HELLO_HANDLER) == 0;
+}
+
+/* Our locations are not files: skip the directory walk and stat, and keep
+ * TRACE from being answered by the core instead of the contract's 405. */
+static int hello_map_to_storage(request_rec *r)
+{
+    return hello_is_ours(r) ? OK : DECLINED;
+}
+
+static hello_read_result read_body(void *ctx, apr_pool_t *pool, size_t max, const char **body,
+                                   size_t *len, int *status)
+{
+    request_rec *r = ctx;
+    const char *header = apr_table_get(r->headers_in, "Content-Length");
+    apr_size_t capacity = max;
+    apr_size_t used = 0;
+    apr_bucket_brigade *bb;
+    char *buf;
+    int seen_eos = 0;
+
+    if (header != NULL) {
+        apr_off_t declared;
+        char *end;
+        /* The core has already refused a malformed Content-Length. */
+        if (apr_strtoff(&declared, header, &end, 10) == APR_SUCCESS && declared >= 0) {
+            if ((apr_uint64_t)declared > max) {
+                /* Refused before a byte is read; closing the connection
+                 * keeps the core from reading the rest to discard it. */
+                r->connection->keepalive = AP_CONN_CLOSE;
+                return HELLO_READ_TOO_LARGE;
+            }
+            capacity = (apr_size_t)declared;
+        }
+    }
+    buf = apr_palloc(pool, capacity + 1);
+    bb = apr_brigade_create(pool, r->connection->bucket_alloc);
+
+    while (!seen_eos) {
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                         APR_BLOCK_READ, HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS) {
+            *status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            r->connection->keepalive = AP_CONN_CLOSE;
+            apr_brigade_destroy(bb);
+            return *status == HTTP_REQUEST_ENTITY_TOO_LARGE ? HELLO_READ_TOO_LARGE
+                                                            : HELLO_READ_FAILED;
+        }
+        for (apr_bucket *b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+             b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b)) {
+                continue;
+            }
+            rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                *status = HTTP_BAD_REQUEST;
+                r->connection->keepalive = AP_CONN_CLOSE;
+                apr_brigade_destroy(bb);
+                return HELLO_READ_FAILED;
+            }
+            if (n > capacity - used) {
+                r->connection->keepalive = AP_CONN_CLOSE;
+                apr_brigade_destroy(bb);
+                return used + n > max ? HELLO_READ_TOO_LARGE : HELLO_READ_FAILED;
+            }
+            memcpy(buf + used, data, n);
+            used += n;
+        }
+        apr_brigade_cleanup(bb);
+    }
+    apr_brigade_destroy(bb);
+    buf[used] = '\0';
+    *body = buf;
+    *len = used;
+    return HELLO_READ_OK;
+}
+
+static ap_dbd_t *acquire_for_request(void *arg)
+{
+    return hello_dbd_acquire((request_rec *)arg);
+}
+
+/* The path of the longest <Location> enclosing r->uri whose SetHandler is
+ * ours. Without one (a <LocationMatch>, say) the username is the last
+ * segment of the path. */
+static const char *hello_base(request_rec *r)
+{
+    hello_srv_conf *conf = ap_get_module_config(r->server->module_config, &hello_module);
+    const hello_location *locs = (const hello_location *)conf->locations->elts;
+    const hello_location *best = NULL;
+    const char *slash;
+
+    for (int i = 0; i < conf->locations->nelts; i++) {
+        const hello_location *loc = &locs[i];
+        const char *handler;
+        const char *err = NULL;
+
+        if ((best && loc->len <= best->len) || strncmp(r->uri, loc->path, loc->len) != 0 ||
+            (r->uri[loc->len] != '/' && r->uri[loc->len] != '\0')) {
+            continue;
+        }
+        handler = ap_expr_str_exec(r, loc->handler, &err);
+        if (err == NULL && handler != NULL && strcmp(handler, HELLO_HANDLER) == 0) {
+            best = loc;
+        }
+    }
+    if (best) {
+        return apr_pstrmemdup(r->pool, best->path, best->len);
+    }
+    slash = strrchr(r->uri, '/');
+    return slash ? apr_pstrmemdup(r->pool, r->uri, (apr_size_t)(slash - r->uri)) : "";
+}
+
+static hello_method method_of(const request_rec *r)
+{
+    switch (r->method_number) {
+    case M_GET:
+        return r->header_only ? HELLO_METHOD_HEAD : HELLO_METHOD_GET;
+    case M_PUT:
+        return HELLO_METHOD_PUT;
+    default:
+        return HELLO_METHOD_OTHER;
+    }
+}
+
+static void send_response(request_rec *r, const hello_response *resp)
+{
+    r->status = resp->status;
+    if (resp->allow) {
+        apr_table_setn(r->headers_out, "Allow", resp->allow);
+    }
+    if (resp->retry_after > 0) {
+        apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, resp->retry_after));
+    }
+    if (resp->reason) {
+        apr_table_setn(r->notes, HELLO_NOTE_ERROR, resp->reason);
+    }
+    if (resp->body == NULL) {
+        return;
+    }
+    ap_set_content_type(r, HELLO_CONTENT_TYPE);
+    ap_set_content_length(r, (apr_off_t)resp->body_len);
+    if (!r->header_only) {
+        ap_rwrite(resp->body, (int)resp->body_len, r);
+    }
+}
+
+static int hello_handler(request_rec *r)
+{
+    hello_dir_conf *conf;
+    hello_request req;
+    hello_response resp;
+    hello_dbd_store dbd;
+    hello_store store;
+
+    if (r->handler == NULL || strcmp(r->handler, HELLO_HANDLER) != 0) {
+        return DECLINED;
+    }
+    conf = ap_get_module_config(r->per_dir_config, &hello_module);
+
+    req.method = method_of(r);
+    req.path = r->uri;
+    req.base = hello_base(r);
+    req.content_type = apr_table_get(r->headers_in, "Content-Type");
+    req.today = hello_date_from_unix(apr_time_sec(r->request_time));
+    req.max_body = conf->max_body ? conf->max_body : HELLO_DEFAULT_MAX_BODY;
+    req.retry_after = conf->retry_after ? conf->retry_after : HELLO_DEFAULT_RETRY_AFTER;
+    req.read_body = read_body;
+    req.read_ctx = r;
+
+    dbd.acquire = acquire_for_request;
+    dbd.acquire_arg = r;
+    dbd.get_label = conf->get_label ? conf->get_label : HELLO_DEFAULT_GET_LABEL;
+    dbd.put_label = conf->put_label ? conf->put_label : HELLO_DEFAULT_PUT_LABEL;
+    dbd.dbd = NULL;
+    hello_dbd_store_init(&store, &dbd);
+
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_hello: %s %s (location %s)", r->method, r->uri, req.base ? req.base : "/");
+    hello_handle(&req, &store, r->pool, &resp);
+
+    if (resp.status >= 500) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_hello: %s %s answered %d: %s",
+                      r->method, r->uri, resp.status,
+                      resp.log_detail ? resp.log_detail : resp.reason);
+    }
+    else if (resp.reason) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_hello: %s %s answered %d: %s",
+                      r->method, r->uri, resp.status, resp.reason);
+    }
+    send_response(r, &resp);
+    return OK;
+}
+
+/* ---- errors the core answers before or instead of the handler ---------- */
+
+static const char *core_error_reason(int status)
+{
+    switch (status) {
+    case HTTP_BAD_REQUEST:
+        return "the request is malformed: check the URL encoding and the headers";
+    case HTTP_NOT_FOUND:
+        return "not found: use the location followed by one username, as /hello/<username>";
+    case HTTP_METHOD_NOT_ALLOWED:
+        return "method not allowed: use GET, HEAD or PUT";
+    case HTTP_REQUEST_TIME_OUT:
+        return "the request was not received in time";
+    case HTTP_LENGTH_REQUIRED:
+        return "a Content-Length or chunked body is required";
+    case HTTP_REQUEST_ENTITY_TOO_LARGE:
+        return "request body too large";
+    case HTTP_REQUEST_URI_TOO_LARGE:
+        return "the URL is too long";
+    case HTTP_NOT_IMPLEMENTED:
+        return "method not implemented: use GET, HEAD or PUT";
+    default: {
+        const char *line = ap_get_status_line(status);
+        return line && strlen(line) > 4 ? line + 4 : "error";
+    }
+    }
+}
+
+/* Replaces the HTML body of an error the core generates for one of our
+ * locations (a bad %-escape, an encoded slash, a timeout) with the
+ * contract's JSON error. */
+static apr_status_t hello_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    apr_bucket *b;
+    int eos = 0;
+
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+        if (APR_BUCKET_IS_EOS(b)) {
+            eos = 1;
+            break;
+        }
+    }
+    /* Everything before the EOS is the core's HTML: drop it. */
+    apr_brigade_cleanup(bb);
+    if (!eos) {
+        return APR_SUCCESS;
+    }
+    {
+        const char *reason = core_error_reason(r->status);
+        const char *json = hello_json_error(r->pool, reason);
+        apr_size_t len = strlen(json);
+
+        ap_remove_output_filter(f);
+        apr_table_setn(r->notes, HELLO_NOTE_ERROR, reason);
+        ap_set_content_type(r, HELLO_CONTENT_TYPE);
+        if (r->status == HTTP_METHOD_NOT_ALLOWED || r->status == HTTP_NOT_IMPLEMENTED) {
+            apr_table_setn(r->headers_out, "Allow", HELLO_ALLOW);
+        }
+        ap_set_content_length(r, (apr_off_t)len);
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(json, len, f->c->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(f->c->bucket_alloc));
+        return ap_pass_brigade(f->next, bb);
+    }
+}
+
+static void hello_insert_error_filter(request_rec *r)
+{
+    if (hello_is_ours(r)) {
+        ap_add_output_filter(HELLO_ERROR_FILTER, NULL, r, r->connection);
+    }
+}
+
+static void hello_register_hooks(apr_pool_t *p)
+{
+    /* Our default statements must be registered before mod_dbd groups the
+     * servers' statements in its own post_config. */
+    static const char *const before_dbd[] = {"mod_dbd.c", NULL};
+
+    (void)p;
+    ap_hook_optional_fn_retrieve(hello_retrieve_dbd, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(hello_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(hello_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
+    ap_hook_map_to_storage(hello_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(hello_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(hello_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_output_filter(HELLO_ERROR_FILTER, hello_error_filter, NULL,
+                              AP_FTYPE_CONTENT_SET);
+}
+
+AP_DECLARE_MODULE(hello) = {
+    STANDARD20_MODULE_STUFF,
+    hello_create_dir_conf,
+    hello_merge_dir_conf,
+    hello_create_srv_conf,
+    NULL,
+    hello_cmds,
+    hello_register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_NONE
+#endif
+};

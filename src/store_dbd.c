@@ -1,0 +1,113 @@
+/* The store interface on mod_dbd (see include/hello/store_dbd.h): the one
+ * file of the core that knows about apr_dbd. Statements are prepared by
+ * mod_dbd on each pooled connection, under the labels the config chose. */
+#include <string.h>
+
+#include <apr_dbd.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <mod_dbd.h>
+
+#include "hello/store_dbd.h"
+
+static const char *driver_error(ap_dbd_t *dbd, apr_pool_t *pool, int rv, const char *what)
+{
+    const char *msg = apr_dbd_error(dbd->driver, dbd->handle, rv);
+
+    return apr_psprintf(pool, "%s failed (%s driver, error %d): %s", what,
+                        apr_dbd_name(dbd->driver), rv, msg ? msg : "(no message)");
+}
+
+static ap_dbd_t *connection(hello_dbd_store *st, apr_pool_t *pool, const char *label,
+                            apr_dbd_prepared_t **stmt, const char **err)
+{
+    if (st->dbd == NULL) {
+        st->dbd = st->acquire(st->acquire_arg);
+        if (st->dbd == NULL) {
+            *err = "no database connection could be acquired from mod_dbd "
+                   "(see the DBD error logged before this line)";
+            return NULL;
+        }
+    }
+    *stmt = apr_hash_get(st->dbd->prepared, label, APR_HASH_KEY_STRING);
+    if (*stmt == NULL) {
+        *err = apr_psprintf(pool, "the prepared statement %s is missing from the connection",
+                            label);
+        return NULL;
+    }
+    return st->dbd;
+}
+
+static hello_store_status dbd_get(void *ctx, apr_pool_t *pool, const char *username,
+                                  hello_date *dob, const char **err)
+{
+    hello_dbd_store *st = ctx;
+    apr_dbd_prepared_t *stmt;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    ap_dbd_t *dbd = connection(st, pool, st->get_label, &stmt, err);
+    int found = 0;
+    int valid = 0;
+    int rv;
+
+    if (dbd == NULL) {
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    rv = apr_dbd_pvselect(dbd->driver, pool, dbd->handle, &res, stmt, 0, username, NULL);
+    if (rv != 0) {
+        *err = driver_error(dbd, pool, rv, "SELECT");
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    /* A sequential result set must be read to its end before the connection
+     * can run another statement. */
+    while ((rv = apr_dbd_get_row(dbd->driver, pool, res, &row, -1)) == 0) {
+        if (!found) {
+            const char *value = apr_dbd_get_entry(dbd->driver, row, 0);
+            found = 1;
+            valid = value != NULL && hello_date_parse(value, strlen(value), dob);
+        }
+    }
+    if (rv != -1) {
+        *err = driver_error(dbd, pool, rv, "reading the SELECT result");
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    if (!found) {
+        return HELLO_STORE_NOT_FOUND;
+    }
+    if (!valid) {
+        *err = "the stored date of birth is not a valid YYYY-MM-DD date";
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    return HELLO_STORE_OK;
+}
+
+static hello_store_status dbd_put(void *ctx, apr_pool_t *pool, const char *username,
+                                  hello_date dob, const char **err)
+{
+    hello_dbd_store *st = ctx;
+    apr_dbd_prepared_t *stmt;
+    ap_dbd_t *dbd = connection(st, pool, st->put_label, &stmt, err);
+    char date[HELLO_DATE_LEN + 1];
+    int nrows = 0;
+    int rv;
+
+    if (dbd == NULL) {
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    hello_date_format(dob, date);
+    /* With autocommit (the driver's default) the row is committed, and with
+     * innodb_flush_log_at_trx_commit=1 on disk, when this returns 0. */
+    rv = apr_dbd_pvquery(dbd->driver, pool, dbd->handle, &nrows, stmt, username, date, NULL);
+    if (rv != 0) {
+        *err = driver_error(dbd, pool, rv, "upsert");
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    return HELLO_STORE_OK;
+}
+
+void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx)
+{
+    store->ctx = ctx;
+    store->get = dbd_get;
+    store->put = dbd_put;
+}
