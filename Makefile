@@ -46,7 +46,8 @@ $(BUILD)/mod_hello.so: mod_hello.c $(SRC) $(HDRS)
 install: $(BUILD)/mod_hello.so
 	cd $(BUILD)/obj && $(APXS) -i -n hello mod_hello.la
 
-run: deps-run $(BUILD)/mod_hello.so
+run: deps-run
+	@$(MAKE) --no-print-directory module
 	@PORT=$(PORT) scripts/run-dev
 
 .PHONY: deps-run deps-test

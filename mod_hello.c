@@ -23,16 +23,16 @@
 #include "hello/json.h"
 #include "hello/store_dbd.h"
 
-#define HELLO_HANDLER "hello"
+#define HELLO_HANDLER      "hello"
 #define HELLO_ERROR_FILTER "HELLO_JSON_ERROR"
-#define HELLO_NOTE_ERROR "hello-error"
+#define HELLO_NOTE_ERROR   "hello-error"
 
-#define HELLO_DEFAULT_MAX_BODY 4096
-#define HELLO_LIMIT_MAX_BODY (1024 * 1024)
+#define HELLO_DEFAULT_MAX_BODY    4096
+#define HELLO_LIMIT_MAX_BODY      (1024 * 1024)
 #define HELLO_DEFAULT_RETRY_AFTER 5
 
 #define HELLO_DEFAULT_GET_QUERY "SELECT date_of_birth FROM hello_users WHERE username = %s"
-#define HELLO_DEFAULT_PUT_QUERY                                            \
+#define HELLO_DEFAULT_PUT_QUERY                                          \
     "INSERT INTO hello_users (username, date_of_birth) VALUES (%s, %s) " \
     "ON DUPLICATE KEY UPDATE date_of_birth = VALUES(date_of_birth)"
 #define HELLO_DEFAULT_GET_LABEL "hello_get"
@@ -41,14 +41,14 @@
 module AP_MODULE_DECLARE_DATA hello_module;
 
 typedef struct hello_dir_conf {
-    apr_size_t max_body;     /* HelloMaxBodySize; 0 = unset */
-    int retry_after;         /* HelloRetryAfter; 0 = unset */
-    const char *get_label;   /* HelloGetQuery's mod_dbd label; NULL = default */
-    const char *put_label;   /* HelloPutQuery's mod_dbd label; NULL = default */
+    apr_size_t max_body;   /* HelloMaxBodySize; 0 = unset */
+    int retry_after;       /* HelloRetryAfter; 0 = unset */
+    const char *get_label; /* HelloGetQuery's mod_dbd label; NULL = default */
+    const char *put_label; /* HelloPutQuery's mod_dbd label; NULL = default */
 } hello_dir_conf;
 
-static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *hello_dbd_prepare;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) *hello_dbd_acquire;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) * hello_dbd_prepare;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) * hello_dbd_acquire;
 
 static const char *const hello_no_dbd =
     "mod_hello needs mod_dbd: load it before mod_hello "
@@ -103,8 +103,8 @@ static void *hello_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     return conf;
 }
 
-static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min,
-                                apr_int64_t max, apr_int64_t *out)
+static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min, apr_int64_t max,
+                                apr_int64_t *out)
 {
     char *end = NULL;
     apr_int64_t value;
@@ -112,7 +112,8 @@ static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min
     errno = 0;
     value = apr_strtoi64(arg, &end, 10);
     if (errno != 0 || end == arg || *end != '\0' || value < min || value > max) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number from %" APR_INT64_T_FMT
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a whole number from %" APR_INT64_T_FMT
                             " to %" APR_INT64_T_FMT,
                             cmd->directive->directive, arg, min, max);
     }
@@ -184,12 +185,12 @@ static const command_rec hello_cmds[] = {
     AP_INIT_TAKE1("HelloPutQuery", set_query, NULL, RSRC_CONF | ACCESS_CONF,
                   "SQL that inserts or replaces the date of birth (%s username, %s date); "
                   "default: " HELLO_DEFAULT_PUT_QUERY),
-    {NULL}};
+    { NULL }
+};
 
 /* ---- hooks run at startup ---------------------------------------------- */
 
-static int hello_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                              server_rec *s)
+static int hello_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     (void)pconf;
     (void)plog;
@@ -230,8 +231,7 @@ static void collect_locations(server_rec *s)
 /* Registers the default statements with every server's mod_dbd pool. It
  * runs before mod_dbd's own post_config, which groups servers by their
  * statements, and before any child exists (ap_dbd_prepare's rule). */
-static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                             server_rec *s)
+static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     (void)pconf;
     (void)plog;
@@ -312,8 +312,8 @@ static hello_read_result read_body(void *ctx, apr_pool_t *pool, size_t max, cons
     bb = apr_brigade_create(pool, r->connection->bucket_alloc);
 
     while (!seen_eos) {
-        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
-                                         APR_BLOCK_READ, HUGE_STRING_LEN);
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
+                                         HUGE_STRING_LEN);
         if (rv != APR_SUCCESS) {
             *status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
             r->connection->keepalive = AP_CONN_CLOSE;
@@ -457,17 +457,17 @@ static int hello_handler(request_rec *r)
     dbd.dbd = NULL;
     hello_dbd_store_init(&store, &dbd);
 
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_hello: %s %s (location %s)", r->method, r->uri, req.base ? req.base : "/");
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_hello: %s %s (location %s)", r->method,
+                  r->uri, req.base ? req.base : "/");
     hello_handle(&req, &store, r->pool, &resp);
 
     if (resp.status >= 500) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_hello: %s %s answered %d: %s",
-                      r->method, r->uri, resp.status,
-                      resp.log_detail ? resp.log_detail : resp.reason);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_hello: %s %s answered %d: %s", r->method,
+                      r->uri, resp.status, resp.log_detail ? resp.log_detail : resp.reason);
     }
     else if (resp.reason) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_hello: %s %s answered %d: %s",
-                      r->method, r->uri, resp.status, resp.reason);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_hello: %s %s answered %d: %s", r->method,
+                      r->uri, resp.status, resp.reason);
     }
     send_response(r, &resp);
     return OK;
@@ -550,7 +550,7 @@ static void hello_register_hooks(apr_pool_t *p)
 {
     /* Our default statements must be registered before mod_dbd groups the
      * servers' statements in its own post_config. */
-    static const char *const before_dbd[] = {"mod_dbd.c", NULL};
+    static const char *const before_dbd[] = { "mod_dbd.c", NULL };
 
     (void)p;
     ap_hook_optional_fn_retrieve(hello_retrieve_dbd, NULL, NULL, APR_HOOK_MIDDLE);
@@ -559,19 +559,17 @@ static void hello_register_hooks(apr_pool_t *p)
     ap_hook_map_to_storage(hello_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(hello_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(hello_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_register_output_filter(HELLO_ERROR_FILTER, hello_error_filter, NULL,
-                              AP_FTYPE_CONTENT_SET);
+    ap_register_output_filter(HELLO_ERROR_FILTER, hello_error_filter, NULL, AP_FTYPE_CONTENT_SET);
 }
 
-AP_DECLARE_MODULE(hello) = {
-    STANDARD20_MODULE_STUFF,
-    hello_create_dir_conf,
-    hello_merge_dir_conf,
-    hello_create_srv_conf,
-    NULL,
-    hello_cmds,
-    hello_register_hooks,
+AP_DECLARE_MODULE(hello) = { STANDARD20_MODULE_STUFF,
+                             hello_create_dir_conf,
+                             hello_merge_dir_conf,
+                             hello_create_srv_conf,
+                             NULL,
+                             hello_cmds,
+                             hello_register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
-    AP_MODULE_FLAG_NONE
+                             AP_MODULE_FLAG_NONE
 #endif
 };

@@ -8,18 +8,18 @@
 #include "hello/json.h"
 #include "hello/validate.h"
 
-#define REASON_METHOD "method not allowed: use GET, HEAD or PUT"
-#define REASON_USERNAME "username must be 1 to 64 ASCII letters (A-Z, a-z)"
-#define REASON_MEDIA_TYPE "Content-Type must be application/json"
-#define REASON_READ "request body could not be read"
+#define REASON_METHOD       "method not allowed: use GET, HEAD or PUT"
+#define REASON_USERNAME     "username must be 1 to 64 ASCII letters (A-Z, a-z)"
+#define REASON_MEDIA_TYPE   "Content-Type must be application/json"
+#define REASON_READ         "request body could not be read"
 #define REASON_READ_TIMEOUT "request body was not received in time"
 #define REASON_NOT_OBJECT \
     "request body must be a JSON object such as {\"dateOfBirth\":\"2000-01-31\"}"
-#define REASON_NO_DATE "dateOfBirth is required, as a string YYYY-MM-DD"
-#define REASON_BAD_DATE "dateOfBirth must be a real date as YYYY-MM-DD, year 1000 or later"
-#define REASON_FUTURE_DATE "dateOfBirth must be a date before today, as YYYY-MM-DD"
+#define REASON_NO_DATE      "dateOfBirth is required, as a string YYYY-MM-DD"
+#define REASON_BAD_DATE     "dateOfBirth must be a real date as YYYY-MM-DD, year 1000 or later"
+#define REASON_FUTURE_DATE  "dateOfBirth must be a date before today, as YYYY-MM-DD"
 #define REASON_UNKNOWN_USER "no date of birth is saved for this username"
-#define REASON_UNAVAILABLE "the database is unavailable; retry later"
+#define REASON_UNAVAILABLE  "the database is unavailable; retry later"
 
 static void answer(hello_response *resp, int status, const char *body)
 {
@@ -42,8 +42,8 @@ static void unavailable(hello_response *resp, apr_pool_t *pool, const hello_requ
     resp->log_detail = detail;
 }
 
-static void handle_get(const hello_request *req, const hello_store *store,
-                       apr_pool_t *pool, hello_response *resp)
+static void handle_get(const hello_request *req, const hello_store *store, apr_pool_t *pool,
+                       hello_response *resp)
 {
     hello_date dob;
     const char *err = NULL;
@@ -67,8 +67,8 @@ static void handle_get(const hello_request *req, const hello_store *store,
            hello_json_greeting(pool, resp->username, hello_days_until_birthday(dob, req->today)));
 }
 
-static void handle_put(const hello_request *req, const hello_store *store,
-                       apr_pool_t *pool, hello_response *resp)
+static void handle_put(const hello_request *req, const hello_store *store, apr_pool_t *pool,
+                       hello_response *resp)
 {
     const char *body = NULL;
     size_t len = 0;

@@ -8,7 +8,7 @@ int hello_date_is_leap(int year)
 
 int hello_date_days_in_month(int year, int month)
 {
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 
     if (month < 1 || month > 12) {
         return 0;
@@ -21,9 +21,8 @@ int hello_date_days_in_month(int year, int month)
 
 int hello_date_is_valid(hello_date d)
 {
-    return d.year >= HELLO_DATE_MIN_YEAR && d.year <= 9999 && d.month >= 1 &&
-           d.month <= 12 && d.day >= 1 &&
-           d.day <= hello_date_days_in_month(d.year, d.month);
+    return d.year >= HELLO_DATE_MIN_YEAR && d.year <= 9999 && d.month >= 1 && d.month <= 12 &&
+           d.day >= 1 && d.day <= hello_date_days_in_month(d.year, d.month);
 }
 
 static int digits(const char *s, int n, int *out)
@@ -127,7 +126,7 @@ int hello_date_cmp(hello_date a, hello_date b)
  * years without it. */
 static hello_date birthday_in(hello_date dob, int year)
 {
-    hello_date b = {year, dob.month, dob.day};
+    hello_date b = { year, dob.month, dob.day };
 
     if (b.month == 2 && b.day == 29 && !hello_date_is_leap(year)) {
         b.day = 28;

@@ -12,8 +12,7 @@ static apr_status_t json_release(void *data)
     return APR_SUCCESS;
 }
 
-hello_body_result hello_body_parse(apr_pool_t *pool, const char *body, size_t len,
-                                   hello_date *dob)
+hello_body_result hello_body_parse(apr_pool_t *pool, const char *body, size_t len, hello_date *dob)
 {
     json_error_t error;
     json_t *root;
@@ -101,8 +100,7 @@ char *hello_json_greeting(apr_pool_t *pool, const char *username, int days)
     /* username is letters only (hello_username_is_valid), so it needs no
      * escaping and a template is exact JSON. */
     if (days == 0) {
-        return apr_pstrcat(pool, "{\"message\":\"Hello, ", username, "! Happy birthday!\"}",
-                           NULL);
+        return apr_pstrcat(pool, "{\"message\":\"Hello, ", username, "! Happy birthday!\"}", NULL);
     }
     return apr_psprintf(pool, "{\"message\":\"Hello, %s! Your birthday is in %d day(s)\"}",
                         username, days);

@@ -31,8 +31,8 @@ static ap_dbd_t *connection(hello_dbd_store *st, apr_pool_t *pool, const char *l
     }
     *stmt = apr_hash_get(st->dbd->prepared, label, APR_HASH_KEY_STRING);
     if (*stmt == NULL) {
-        *err = apr_psprintf(pool, "the prepared statement %s is missing from the connection",
-                            label);
+        *err =
+            apr_psprintf(pool, "the prepared statement %s is missing from the connection", label);
         return NULL;
     }
     return st->dbd;
@@ -81,8 +81,8 @@ static hello_store_status dbd_get(void *ctx, apr_pool_t *pool, const char *usern
     return HELLO_STORE_OK;
 }
 
-static hello_store_status dbd_put(void *ctx, apr_pool_t *pool, const char *username,
-                                  hello_date dob, const char **err)
+static hello_store_status dbd_put(void *ctx, apr_pool_t *pool, const char *username, hello_date dob,
+                                  const char **err)
 {
     hello_dbd_store *st = ctx;
     apr_dbd_prepared_t *stmt;

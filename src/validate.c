@@ -17,8 +17,8 @@ int hello_username_is_valid(const char *s, size_t len)
     return 1;
 }
 
-hello_path_result hello_path_segment(const char *path, const char *base,
-                                     const char **segment, size_t *segment_len)
+hello_path_result hello_path_segment(const char *path, const char *base, const char **segment,
+                                     size_t *segment_len)
 {
     size_t base_len = base ? strlen(base) : 0;
     const char *rest;

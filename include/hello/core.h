@@ -23,40 +23,39 @@ typedef enum hello_read_result {
 
 /* Reads the whole request body, at most max bytes, into pool memory.
  * On HELLO_READ_FAILED, *status is the HTTP status to answer (400, 408...). */
-typedef hello_read_result (*hello_body_reader)(void *ctx, apr_pool_t *pool,
-                                               size_t max, const char **body,
-                                               size_t *len, int *status);
+typedef hello_read_result (*hello_body_reader)(void *ctx, apr_pool_t *pool, size_t max,
+                                               const char **body, size_t *len, int *status);
 
 typedef struct hello_request {
     hello_method method;
-    const char *path;          /* URL-decoded path, e.g. "/hello/alice" */
-    const char *base;          /* the location's path, e.g. "/hello" */
-    const char *content_type;  /* Content-Type header, NULL when absent */
-    hello_date today;          /* the current UTC date */
-    size_t max_body;           /* HelloMaxBodySize */
-    int retry_after;           /* seconds, for 503 answers */
+    const char *path;         /* URL-decoded path, e.g. "/hello/alice" */
+    const char *base;         /* the location's path, e.g. "/hello" */
+    const char *content_type; /* Content-Type header, NULL when absent */
+    hello_date today;         /* the current UTC date */
+    size_t max_body;          /* HelloMaxBodySize */
+    int retry_after;          /* seconds, for 503 answers */
     hello_body_reader read_body;
     void *read_ctx;
 } hello_request;
 
 typedef struct hello_response {
     int status;
-    const char *body;          /* NULL for 204; JSON otherwise */
+    const char *body; /* NULL for 204; JSON otherwise */
     size_t body_len;
-    const char *allow;         /* Allow header for 405, else NULL */
-    int retry_after;           /* Retry-After seconds for 503, else 0 */
-    const char *reason;        /* why an error was answered (for logs and notes) */
-    const char *log_detail;    /* the store's own error message, for the error log */
-    const char *username;      /* the validated username, when one was parsed */
+    const char *allow;      /* Allow header for 405, else NULL */
+    int retry_after;        /* Retry-After seconds for 503, else 0 */
+    const char *reason;     /* why an error was answered (for logs and notes) */
+    const char *log_detail; /* the store's own error message, for the error log */
+    const char *username;   /* the validated username, when one was parsed */
 } hello_response;
 
-#define HELLO_ALLOW "GET, HEAD, PUT"
+#define HELLO_ALLOW        "GET, HEAD, PUT"
 #define HELLO_CONTENT_TYPE "application/json"
 
 /* Answers one request. Every field of *resp is set; strings live in pool.
  * Never answers 500: every failure of the client is a 4xx, every failure
  * of the store a 503. */
-void hello_handle(const hello_request *req, const hello_store *store,
-                  apr_pool_t *pool, hello_response *resp);
+void hello_handle(const hello_request *req, const hello_store *store, apr_pool_t *pool,
+                  hello_response *resp);
 
 #endif

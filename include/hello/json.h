@@ -8,18 +8,17 @@
 
 typedef enum hello_body_result {
     HELLO_BODY_OK = 0,
-    HELLO_BODY_NOT_JSON,      /* not one well-formed UTF-8 JSON value */
-    HELLO_BODY_NOT_OBJECT,    /* valid JSON, but not an object */
-    HELLO_BODY_NO_DATE,       /* no "dateOfBirth" member, or not a string */
-    HELLO_BODY_BAD_DATE       /* "dateOfBirth" is not a real YYYY-MM-DD date */
+    HELLO_BODY_NOT_JSON,   /* not one well-formed UTF-8 JSON value */
+    HELLO_BODY_NOT_OBJECT, /* valid JSON, but not an object */
+    HELLO_BODY_NO_DATE,    /* no "dateOfBirth" member, or not a string */
+    HELLO_BODY_BAD_DATE    /* "dateOfBirth" is not a real YYYY-MM-DD date */
 } hello_body_result;
 
 /* Parses a PUT body (len bytes, not NUL-terminated) and reads its
  * dateOfBirth into *dob. Duplicate member names are refused as NOT_JSON.
  * The parsed document is released by a cleanup on pool, so no return path
  * can leak it; nothing of it is referenced after the call. */
-hello_body_result hello_body_parse(apr_pool_t *pool, const char *body, size_t len,
-                                   hello_date *dob);
+hello_body_result hello_body_parse(apr_pool_t *pool, const char *body, size_t len, hello_date *dob);
 
 /* Appends s to a pool string as a JSON string literal (with quotes). */
 char *hello_json_quote(apr_pool_t *pool, const char *s);

@@ -8,8 +8,8 @@
 
 typedef enum hello_store_status {
     HELLO_STORE_OK = 0,
-    HELLO_STORE_NOT_FOUND,   /* get only: no row for this username */
-    HELLO_STORE_UNAVAILABLE  /* the database could not answer; *err says why */
+    HELLO_STORE_NOT_FOUND,  /* get only: no row for this username */
+    HELLO_STORE_UNAVAILABLE /* the database could not answer; *err says why */
 } hello_store_status;
 
 typedef struct hello_store {
@@ -17,12 +17,12 @@ typedef struct hello_store {
     /* Reads the date of birth saved for username into *dob.
      * On HELLO_STORE_UNAVAILABLE, *err is a message for the error log,
      * allocated from pool (never NULL). */
-    hello_store_status (*get)(void *ctx, apr_pool_t *pool, const char *username,
-                              hello_date *dob, const char **err);
+    hello_store_status (*get)(void *ctx, apr_pool_t *pool, const char *username, hello_date *dob,
+                              const char **err);
     /* Saves or replaces username's date of birth, durably, before returning
      * HELLO_STORE_OK. Never answers HELLO_STORE_NOT_FOUND. */
-    hello_store_status (*put)(void *ctx, apr_pool_t *pool, const char *username,
-                              hello_date dob, const char **err);
+    hello_store_status (*put)(void *ctx, apr_pool_t *pool, const char *username, hello_date dob,
+                              const char **err);
 } hello_store;
 
 #endif

@@ -14,9 +14,9 @@ typedef ap_dbd_t *(*hello_dbd_acquire_fn)(void *arg);
 typedef struct hello_dbd_store {
     hello_dbd_acquire_fn acquire;
     void *acquire_arg;
-    const char *get_label;    /* mod_dbd label of the SELECT statement */
-    const char *put_label;    /* mod_dbd label of the upsert statement */
-    ap_dbd_t *dbd;            /* set on first use; NULL before */
+    const char *get_label; /* mod_dbd label of the SELECT statement */
+    const char *put_label; /* mod_dbd label of the upsert statement */
+    ap_dbd_t *dbd;         /* set on first use; NULL before */
 } hello_dbd_store;
 
 /* Fills *store to use ctx, which lives as long as the request (its dbd

@@ -10,8 +10,8 @@
 int hello_username_is_valid(const char *s, size_t len);
 
 typedef enum hello_path_result {
-    HELLO_PATH_OK = 0,     /* exactly one non-empty segment after the base */
-    HELLO_PATH_NOT_FOUND   /* no segment, an empty one, or more than one */
+    HELLO_PATH_OK = 0,   /* exactly one non-empty segment after the base */
+    HELLO_PATH_NOT_FOUND /* no segment, an empty one, or more than one */
 } hello_path_result;
 
 /* Splits an already URL-decoded request path into the single segment after
@@ -20,8 +20,8 @@ typedef enum hello_path_result {
  * the segment is not validated as a username. A path that does not start
  * with base at a segment boundary is HELLO_PATH_NOT_FOUND.
  * base may be NULL or "", meaning the root. */
-hello_path_result hello_path_segment(const char *path, const char *base,
-                                     const char **segment, size_t *segment_len);
+hello_path_result hello_path_segment(const char *path, const char *base, const char **segment,
+                                     size_t *segment_len);
 
 /* 1 when the Content-Type header value is acceptable for a PUT body:
  * absent (NULL) or the media type application/json (case-insensitive),
