@@ -28,7 +28,7 @@
 #define HELLO_NOTE_ERROR   "hello-error"
 
 #define HELLO_DEFAULT_MAX_BODY    4096
-#define HELLO_LIMIT_MAX_BODY      (1024 * 1024)
+#define HELLO_LIMIT_MAX_BODY      1048576
 #define HELLO_DEFAULT_RETRY_AFTER 5
 
 #define HELLO_DEFAULT_GET_QUERY "SELECT date_of_birth FROM hello_users WHERE username = %s"
@@ -75,7 +75,7 @@ typedef struct hello_srv_conf {
     apr_array_header_t *locations; /* of hello_location, filled in post_config */
 } hello_srv_conf;
 
-static void *hello_create_dir_conf(apr_pool_t *p, char *dir)
+static void *hello_create_dir_conf(apr_pool_t *p, char *dir) /* NOLINT: httpd's signature */
 {
     (void)dir;
     return apr_pcalloc(p, sizeof(hello_dir_conf));
@@ -124,7 +124,7 @@ static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min
 static const char *set_max_body(cmd_parms *cmd, void *dconf, const char *arg)
 {
     hello_dir_conf *conf = dconf;
-    apr_int64_t value;
+    apr_int64_t value = 0;
     const char *err = parse_number(cmd, arg, 16, HELLO_LIMIT_MAX_BODY, &value);
 
     if (err == NULL) {
@@ -136,7 +136,7 @@ static const char *set_max_body(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_retry_after(cmd_parms *cmd, void *dconf, const char *arg)
 {
     hello_dir_conf *conf = dconf;
-    apr_int64_t value;
+    apr_int64_t value = 0;
     const char *err = parse_number(cmd, arg, 1, 86400, &value);
 
     if (err == NULL) {
