@@ -12,8 +12,8 @@ PORT     ?= 8080
 PYTHON   ?= /usr/bin/python3
 BUILD    := build
 
-SRC      := src/date.c src/validate.c src/json.c src/core.c src/store_dbd.c
-CORE_SRC := src/date.c src/validate.c src/json.c src/core.c
+SRC      := src/date.c src/validate.c src/json.c src/core.c src/metrics.c src/store_dbd.c
+CORE_SRC := src/date.c src/validate.c src/json.c src/core.c src/metrics.c
 HDRS     := $(wildcard include/hello/*.h)
 WARN     := -Wall -Wextra -Werror
 

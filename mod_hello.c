@@ -8,6 +8,7 @@
 
 #include <apr_dbd.h>
 #include <apr_optional.h>
+#include <apr_shm.h>
 #include <apr_strings.h>
 
 #include "httpd.h"
@@ -18,12 +19,16 @@
 #include "http_request.h"
 #include "ap_expr.h"
 #include "mod_dbd.h"
+#include "mod_status.h"
 
 #include "hello/core.h"
 #include "hello/json.h"
+#include "hello/metrics.h"
 #include "hello/store_dbd.h"
 
 #define HELLO_HANDLER      "hello"
+#define HELLO_HEALTH       "hello-health"
+#define HELLO_METRICS      "hello-metrics"
 #define HELLO_ERROR_FILTER "HELLO_JSON_ERROR"
 #define HELLO_NOTE_ERROR   "hello-error"
 
@@ -228,6 +233,52 @@ static void collect_locations(server_rec *s)
     }
 }
 
+/* ---- metrics in shared memory ------------------------------------------ */
+
+/* What survives a graceful restart in the parent. Its shape never changes;
+ * the segment carries its own layout header. */
+#define HELLO_RETAINED_KEY "mod_hello/metrics-segment"
+typedef struct hello_retained {
+    apr_shm_t *shm;
+} hello_retained;
+
+/* Set in the parent before the children fork; NULL if it could not be made. */
+static hello_metrics *hello_counters;
+
+static void setup_metrics(server_rec *s)
+{
+    hello_retained *ret = ap_retained_data_get(HELLO_RETAINED_KEY);
+    apr_status_t rv;
+
+    if (ret == NULL) {
+        ret = ap_retained_data_create(HELLO_RETAINED_KEY, sizeof(*ret));
+        ret->shm = NULL;
+    }
+    if (ret->shm != NULL) {
+        hello_metrics *m = apr_shm_baseaddr_get(ret->shm);
+        if (apr_shm_size_get(ret->shm) >= sizeof(*m) && hello_metrics_layout_ok(m)) {
+            hello_counters = m;
+            return;
+        }
+        /* Older children may still write to it: leave it to the process pool. */
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "mod_hello: this build counts with another metrics layout; "
+                     "starting new counters");
+        ret->shm = NULL;
+    }
+    rv = apr_shm_create(&ret->shm, sizeof(hello_metrics), NULL, s->process->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "mod_hello: cannot create the shared memory for metrics; "
+                     "serving without them");
+        ret->shm = NULL;
+        hello_counters = NULL;
+        return;
+    }
+    hello_counters = apr_shm_baseaddr_get(ret->shm);
+    hello_metrics_init(hello_counters, (apr_uint64_t)apr_time_sec(apr_time_now()));
+}
+
 /* Registers the default statements with every server's mod_dbd pool. It
  * runs before mod_dbd's own post_config, which groups servers by their
  * statements, and before any child exists (ap_dbd_prepare's rule). */
@@ -244,6 +295,7 @@ static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         hello_dbd_prepare(sp, HELLO_DEFAULT_PUT_QUERY, HELLO_DEFAULT_PUT_LABEL);
         collect_locations(sp);
     }
+    setup_metrics(s);
     return OK;
 }
 
@@ -427,17 +479,103 @@ static void send_response(request_rec *r, const hello_response *resp)
     }
 }
 
+/* Wraps the store to trace each call at debug level and count failures. */
+typedef struct traced_store {
+    const hello_store *inner;
+    request_rec *r;
+} traced_store;
+
+static const char *const store_status_names[] = { "ok", "not found", "unavailable" };
+
+static hello_store_status traced(traced_store *t, const char *op, const char *username,
+                                 apr_time_t start, hello_store_status st, const char *err)
+{
+    if (st == HELLO_STORE_UNAVAILABLE && hello_counters) {
+        hello_metrics_db_error(hello_counters);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, t->r,
+                  "mod_hello: store %s %s: %s%s%s (%" APR_TIME_T_FMT " us)", op, username,
+                  store_status_names[st], err ? ": " : "", err ? err : "", apr_time_now() - start);
+    return st;
+}
+
+static hello_store_status traced_get(void *ctx, apr_pool_t *pool, const char *username,
+                                     hello_date *dob, const char **err)
+{
+    traced_store *t = ctx;
+    apr_time_t start = apr_time_now();
+
+    *err = NULL;
+    return traced(t, "get", username, start, t->inner->get(t->inner->ctx, pool, username, dob, err),
+                  *err);
+}
+
+static hello_store_status traced_put(void *ctx, apr_pool_t *pool, const char *username,
+                                     hello_date dob, const char **err)
+{
+    traced_store *t = ctx;
+    apr_time_t start = apr_time_now();
+
+    *err = NULL;
+    return traced(t, "put", username, start, t->inner->put(t->inner->ctx, pool, username, dob, err),
+                  *err);
+}
+
+static hello_metric_method metric_method(const request_rec *r)
+{
+    switch (r->method_number) {
+    case M_GET:
+        return r->header_only ? HELLO_MM_HEAD : HELLO_MM_GET;
+    case M_PUT:
+        return HELLO_MM_PUT;
+    case M_DELETE:
+        return HELLO_MM_DELETE;
+    default:
+        return HELLO_MM_OTHER;
+    }
+}
+
+static void count_request(request_rec *r, int status, apr_time_t start)
+{
+    if (hello_counters) {
+        apr_time_t now = apr_time_now();
+        hello_metrics_request(hello_counters, metric_method(r), status,
+                              now > start ? (apr_uint64_t)(now - start) : 0);
+    }
+}
+
+/* The dbd store of this request, behind the tracing wrapper. */
+static void request_store(request_rec *r, const hello_dir_conf *conf, hello_dbd_store *dbd,
+                          hello_store *inner, traced_store *trace, hello_store *store)
+{
+    dbd->acquire = acquire_for_request;
+    dbd->acquire_arg = r;
+    dbd->get_label = conf->get_label ? conf->get_label : HELLO_DEFAULT_GET_LABEL;
+    dbd->put_label = conf->put_label ? conf->put_label : HELLO_DEFAULT_PUT_LABEL;
+    dbd->dbd = NULL;
+    hello_dbd_store_init(inner, dbd);
+    trace->inner = inner;
+    trace->r = r;
+    store->ctx = trace;
+    store->get = traced_get;
+    store->put = traced_put;
+}
+
 static int hello_handler(request_rec *r)
 {
     hello_dir_conf *conf;
     hello_request req;
     hello_response resp;
     hello_dbd_store dbd;
+    hello_store inner;
+    traced_store trace;
     hello_store store;
+    apr_time_t start;
 
     if (r->handler == NULL || strcmp(r->handler, HELLO_HANDLER) != 0) {
         return DECLINED;
     }
+    start = apr_time_now();
     conf = ap_get_module_config(r->per_dir_config, &hello_module);
 
     req.method = method_of(r);
@@ -450,12 +588,7 @@ static int hello_handler(request_rec *r)
     req.read_body = read_body;
     req.read_ctx = r;
 
-    dbd.acquire = acquire_for_request;
-    dbd.acquire_arg = r;
-    dbd.get_label = conf->get_label ? conf->get_label : HELLO_DEFAULT_GET_LABEL;
-    dbd.put_label = conf->put_label ? conf->put_label : HELLO_DEFAULT_PUT_LABEL;
-    dbd.dbd = NULL;
-    hello_dbd_store_init(&store, &dbd);
+    request_store(r, conf, &dbd, &inner, &trace, &store);
 
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_hello: %s %s (location %s)", r->method,
                   r->uri, req.base ? req.base : "/");
@@ -470,6 +603,112 @@ static int hello_handler(request_rec *r)
                       r->uri, resp.status, resp.reason);
     }
     send_response(r, &resp);
+    count_request(r, resp.status, start);
+    return OK;
+}
+
+/* ---- health and metrics ------------------------------------------------ */
+
+static int answer_json(request_rec *r, int status, const char *json)
+{
+    r->status = status;
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_type(r, HELLO_CONTENT_TYPE);
+    ap_set_content_length(r, (apr_off_t)strlen(json));
+    if (!r->header_only) {
+        ap_rputs(json, r);
+    }
+    return OK;
+}
+
+/* GET answers whether a pooled connection runs the module's SELECT for real:
+ * 200 {"status":"ok"} or 503 {"status":"unavailable","reason":"..."}. */
+static int hello_health_handler(request_rec *r)
+{
+    hello_dir_conf *conf;
+    hello_dbd_store dbd;
+    hello_store inner;
+    traced_store trace;
+    hello_store store;
+    hello_date dob;
+    const char *err = NULL;
+    hello_store_status st;
+
+    if (r->handler == NULL || strcmp(r->handler, HELLO_HEALTH) != 0) {
+        return DECLINED;
+    }
+    if (r->method_number != M_GET) {
+        apr_table_setn(r->headers_out, "Allow", "GET, HEAD");
+        return answer_json(r, HTTP_METHOD_NOT_ALLOWED,
+                           hello_json_error(r->pool, "method not allowed: use GET or HEAD"));
+    }
+    conf = ap_get_module_config(r->per_dir_config, &hello_module);
+    request_store(r, conf, &dbd, &inner, &trace, &store);
+    /* No username is empty, so this reads no row, but it runs the statement. */
+    st = store.get(store.ctx, r->pool, "", &dob, &err);
+    if (hello_counters) {
+        hello_metrics_health(hello_counters, st != HELLO_STORE_UNAVAILABLE);
+    }
+    if (st == HELLO_STORE_UNAVAILABLE) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_hello: health check failed: %s",
+                      err ? err : "unknown");
+        apr_table_setn(r->notes, HELLO_NOTE_ERROR, err ? err : "unknown");
+        apr_table_setn(
+            r->headers_out, "Retry-After",
+            apr_itoa(r->pool, conf->retry_after ? conf->retry_after : HELLO_DEFAULT_RETRY_AFTER));
+        return answer_json(r, HTTP_SERVICE_UNAVAILABLE,
+                           apr_pstrcat(r->pool, "{\"status\":\"unavailable\",\"reason\":",
+                                       hello_json_quote(r->pool, err ? err : "unknown"), "}",
+                                       NULL));
+    }
+    return answer_json(r, HTTP_OK, "{\"status\":\"ok\"}");
+}
+
+/* GET answers the counters in Prometheus' text format. */
+static int hello_metrics_handler(request_rec *r)
+{
+    const char *text;
+
+    if (r->handler == NULL || strcmp(r->handler, HELLO_METRICS) != 0) {
+        return DECLINED;
+    }
+    if (r->method_number != M_GET) {
+        apr_table_setn(r->headers_out, "Allow", "GET, HEAD");
+        return answer_json(r, HTTP_METHOD_NOT_ALLOWED,
+                           hello_json_error(r->pool, "method not allowed: use GET or HEAD"));
+    }
+    if (hello_counters == NULL) {
+        return answer_json(r, HTTP_SERVICE_UNAVAILABLE,
+                           hello_json_error(r->pool, "metrics are not available: see the "
+                                                     "error log at startup"));
+    }
+    text = hello_metrics_prometheus(r->pool, hello_counters);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+    ap_set_content_length(r, (apr_off_t)strlen(text));
+    if (!r->header_only) {
+        ap_rputs(text, r);
+    }
+    return OK;
+}
+
+/* mod_status: "Key: value" lines for ?auto, a small table otherwise. */
+static int hello_status_hook(request_rec *r, int flags)
+{
+    const char *kv;
+
+    if (hello_counters == NULL) {
+        return OK;
+    }
+    kv = hello_metrics_keyvalue(r->pool, hello_counters);
+    if (flags & AP_STATUS_SHORT) {
+        ap_rputs(kv, r);
+    }
+    else {
+        ap_rputs("<hr />\n<h2>mod_hello</h2>\n<pre>", r);
+        ap_rputs(ap_escape_html(r->pool, kv), r);
+        ap_rputs("</pre>\n", r);
+    }
     return OK;
 }
 
@@ -533,6 +772,7 @@ static apr_status_t hello_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             apr_table_setn(r->headers_out, "Allow", HELLO_ALLOW);
         }
         ap_set_content_length(r, (apr_off_t)len);
+        count_request(r, r->status, r->request_time);
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(json, len, f->c->bucket_alloc));
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(f->c->bucket_alloc));
         return ap_pass_brigade(f->next, bb);
@@ -558,6 +798,9 @@ static void hello_register_hooks(apr_pool_t *p)
     ap_hook_post_config(hello_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(hello_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(hello_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(hello_health_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(hello_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, hello_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(hello_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_output_filter(HELLO_ERROR_FILTER, hello_error_filter, NULL, AP_FTYPE_CONTENT_SET);
 }
