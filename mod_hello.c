@@ -290,12 +290,12 @@ static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    setup_metrics(s);
     for (server_rec *sp = s; sp; sp = sp->next) {
         hello_dbd_prepare(sp, HELLO_DEFAULT_GET_QUERY, HELLO_DEFAULT_GET_LABEL);
         hello_dbd_prepare(sp, HELLO_DEFAULT_PUT_QUERY, HELLO_DEFAULT_PUT_LABEL);
         collect_locations(sp);
     }
-    setup_metrics(s);
     return OK;
 }
 
