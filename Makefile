@@ -72,10 +72,12 @@ $(BUILD)/unit-asan/%: tests/unit/%.c $(CORE_SRC) $(HDRS) tests/unit/fake_store.h
 	    -fno-omit-frame-pointer -o $@ $< $(CORE_SRC) $(UNIT_LIBS)
 
 unit: $(addprefix $(BUILD)/unit/,$(UNIT_TESTS)) $(addprefix $(BUILD)/unit-asan/,$(UNIT_TESTS))
-	@set -e; for t in $(UNIT_TESTS); do $(BUILD)/unit/$$t; done
-	@set -e; for t in $(UNIT_TESTS); do \
+	@# Every program runs, so one failure does not hide the others.
+	@failed=""; for t in $(UNIT_TESTS); do $(BUILD)/unit/$$t || failed="$$failed $$t"; done; \
+	for t in $(UNIT_TESTS); do \
 	    ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	    $(BUILD)/unit-asan/$$t; done
+	    $(BUILD)/unit-asan/$$t || failed="$$failed $$t(asan)"; done; \
+	if [ -n "$$failed" ]; then echo "unit: FAILED:$$failed"; exit 1; fi
 
 integration: $(BUILD)/mod_hello.so
 	$(PYTHON) -m pytest -q tests/integration

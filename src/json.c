@@ -22,8 +22,9 @@ hello_body_result hello_body_parse(apr_pool_t *pool, const char *body, size_t le
         return HELLO_BODY_NOT_JSON;
     }
     /* jansson checks UTF-8, refuses "\u0000" in strings (no JSON_ALLOW_NUL)
-     * and trailing garbage (no JSON_DISABLE_EOF_CHECK). */
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &error);
+     * and trailing garbage (no JSON_DISABLE_EOF_CHECK); JSON_DECODE_ANY
+     * lets a scalar parse, so that it is told apart as "not an object". */
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
     if (root == NULL) {
         return HELLO_BODY_NOT_JSON;
     }
@@ -42,47 +43,78 @@ hello_body_result hello_body_parse(apr_pool_t *pool, const char *body, size_t le
     return HELLO_BODY_OK;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs,
+ * no surrogates, nothing above U+10FFFF), or 0 when it is not one. */
+static size_t utf8_sequence(const unsigned char *p)
+{
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    }
+    if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        unsigned char lo = p[0] == 0xe0 ? 0xa0 : 0x80;
+        unsigned char hi = p[0] == 0xed ? 0x9f : 0xbf;
+        return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        unsigned char lo = p[0] == 0xf0 ? 0x90 : 0x80;
+        unsigned char hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+        return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 ? 4
+                                                                                          : 0;
+    }
+    return 0;
+}
+
 char *hello_json_quote(apr_pool_t *pool, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     size_t n = strlen(s);
-    /* Worst case: every byte becomes \u00XX. */
+    /* Worst case: every byte becomes a 6-byte escape. */
     char *out = apr_palloc(pool, n * 6 + 3);
     char *o = out;
+    const unsigned char *p = (const unsigned char *)s;
 
     *o++ = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
+    while (*p) {
+        size_t len;
+
+        if (*p == '"' || *p == '\\') {
             *o++ = '\\';
-            *o++ = '"';
-            break;
-        case '\\':
-            *o++ = '\\';
-            *o++ = '\\';
-            break;
-        case '\n':
+            *o++ = (char)*p++;
+        }
+        else if (*p == '\n') {
             *o++ = '\\';
             *o++ = 'n';
-            break;
-        case '\t':
+            p++;
+        }
+        else if (*p == '\t') {
             *o++ = '\\';
             *o++ = 't';
-            break;
-        default:
-            if (*p < 0x20 || *p >= 0x7f) {
-                /* Control bytes and anything outside ASCII: the reasons are
-                 * ours and ASCII, so this only guards against surprises. */
-                *o++ = '\\';
-                *o++ = 'u';
-                *o++ = '0';
-                *o++ = '0';
-                *o++ = hex[*p >> 4];
-                *o++ = hex[*p & 0xf];
-            }
-            else {
-                *o++ = (char)*p;
-            }
+            p++;
+        }
+        else if (*p < 0x20 || *p == 0x7f) {
+            *o++ = '\\';
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 0xf];
+            p++;
+        }
+        else if (*p < 0x80) {
+            *o++ = (char)*p++;
+        }
+        else if ((len = utf8_sequence(p)) > 0) {
+            /* Well-formed UTF-8 is valid JSON as it stands. */
+            memcpy(o, p, len);
+            o += len;
+            p += len;
+        }
+        else {
+            /* A byte that is not UTF-8 becomes U+FFFD, the replacement
+             * character, so the output is always valid JSON. */
+            memcpy(o, "\\ufffd", 6);
+            o += 6;
+            p++;
         }
     }
     *o++ = '"';

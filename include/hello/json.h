@@ -20,7 +20,9 @@ typedef enum hello_body_result {
  * can leak it; nothing of it is referenced after the call. */
 hello_body_result hello_body_parse(apr_pool_t *pool, const char *body, size_t len, hello_date *dob);
 
-/* Appends s to a pool string as a JSON string literal (with quotes). */
+/* s as a JSON string literal (with quotes), in pool. Well-formed UTF-8 is
+ * kept; a byte that is not UTF-8 becomes \ufffd, so the result is always
+ * valid JSON. */
 char *hello_json_quote(apr_pool_t *pool, const char *s);
 
 /* {"error":"<reason>"} */
