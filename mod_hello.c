@@ -40,6 +40,8 @@
 #define HELLO_DEFAULT_PUT_QUERY                                          \
     "INSERT INTO hello_users (username, date_of_birth) VALUES (%s, %s) " \
     "ON DUPLICATE KEY UPDATE date_of_birth = VALUES(date_of_birth)"
+#define HELLO_DEFAULT_DEL_QUERY "DELETE FROM hello_users WHERE username = %s"
+#define HELLO_DEFAULT_DEL_LABEL "hello_delete"
 #define HELLO_DEFAULT_GET_LABEL "hello_get"
 #define HELLO_DEFAULT_PUT_LABEL "hello_put"
 
@@ -50,6 +52,8 @@ typedef struct hello_dir_conf {
     int retry_after;       /* HelloRetryAfter; 0 = unset */
     const char *get_label; /* HelloGetQuery's mod_dbd label; NULL = default */
     const char *put_label; /* HelloPutQuery's mod_dbd label; NULL = default */
+    const char *del_label; /* HelloDeleteQuery's mod_dbd label; NULL = default */
+    int allow_delete;      /* HelloAllowDelete: 1 on, 0 off, -1 unset (off) */
 } hello_dir_conf;
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) * hello_dbd_prepare;
@@ -78,12 +82,16 @@ typedef struct hello_location {
 
 typedef struct hello_srv_conf {
     apr_array_header_t *locations; /* of hello_location, filled in post_config */
+    int delete_prepared;           /* the default DELETE is registered here */
 } hello_srv_conf;
 
 static void *hello_create_dir_conf(apr_pool_t *p, char *dir) /* NOLINT: httpd's signature */
 {
+    hello_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     (void)dir;
-    return apr_pcalloc(p, sizeof(hello_dir_conf));
+    conf->allow_delete = -1;
+    return conf;
 }
 
 static void *hello_create_srv_conf(apr_pool_t *p, server_rec *s)
@@ -105,6 +113,8 @@ static void *hello_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     conf->retry_after = add->retry_after ? add->retry_after : base->retry_after;
     conf->get_label = add->get_label ? add->get_label : base->get_label;
     conf->put_label = add->put_label ? add->put_label : base->put_label;
+    conf->del_label = add->del_label ? add->del_label : base->del_label;
+    conf->allow_delete = add->allow_delete != -1 ? add->allow_delete : base->allow_delete;
     return conf;
 }
 
@@ -156,7 +166,7 @@ static const char *set_query(cmd_parms *cmd, void *dconf, const char *query)
 {
     static unsigned int label_num = 0;
     hello_dir_conf *conf = dconf;
-    int is_get = cmd->info != NULL;
+    const char *kind = cmd->info;
     const char *label;
 
     hello_retrieve_dbd();
@@ -167,13 +177,36 @@ static const char *set_query(cmd_parms *cmd, void *dconf, const char *query)
         return apr_pstrcat(cmd->pool, cmd->directive->directive, ": the SQL statement is empty",
                            NULL);
     }
-    label = apr_psprintf(cmd->pool, "hello_%s_%u", is_get ? "get" : "put", label_num++);
+    label = apr_psprintf(cmd->pool, "hello_%s_%u", kind, label_num++);
     hello_dbd_prepare(cmd->server, query, label);
-    if (is_get) {
+    if (strcmp(kind, "get") == 0) {
         conf->get_label = label;
     }
-    else {
+    else if (strcmp(kind, "put") == 0) {
         conf->put_label = label;
+    }
+    else {
+        conf->del_label = label;
+    }
+    return NULL;
+}
+
+/* HelloAllowDelete On registers the default DELETE with this server's pool
+ * (once): a database user without the DELETE grant could not prepare it,
+ * so servers that do not erase never ask for it. */
+static const char *set_allow_delete(cmd_parms *cmd, void *dconf, int on)
+{
+    hello_dir_conf *conf = dconf;
+    hello_srv_conf *sconf = ap_get_module_config(cmd->server->module_config, &hello_module);
+
+    conf->allow_delete = on ? 1 : 0;
+    if (on && !sconf->delete_prepared) {
+        hello_retrieve_dbd();
+        if (hello_dbd_prepare == NULL) {
+            return hello_no_dbd;
+        }
+        hello_dbd_prepare(cmd->server, HELLO_DEFAULT_DEL_QUERY, HELLO_DEFAULT_DEL_LABEL);
+        sconf->delete_prepared = 1;
     }
     return NULL;
 }
@@ -184,10 +217,16 @@ static const command_rec hello_cmds[] = {
     AP_INIT_TAKE1("HelloRetryAfter", set_retry_after, NULL, RSRC_CONF | ACCESS_CONF,
                   "Seconds sent in Retry-After when the database is unavailable "
                   "(1 to 86400; default 5)"),
-    AP_INIT_TAKE1("HelloGetQuery", set_query, (void *)1, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_FLAG("HelloAllowDelete", set_allow_delete, NULL, RSRC_CONF | ACCESS_CONF,
+                 "On: DELETE /<location>/<username> erases that user's row (GDPR "
+                 "erasure); Off (default): DELETE answers 405"),
+    AP_INIT_TAKE1("HelloDeleteQuery", set_query, "delete", RSRC_CONF | ACCESS_CONF,
+                  "SQL that deletes one username's row (%s), used when HelloAllowDelete is On; "
+                  "default: " HELLO_DEFAULT_DEL_QUERY),
+    AP_INIT_TAKE1("HelloGetQuery", set_query, "get", RSRC_CONF | ACCESS_CONF,
                   "SQL that selects the date of birth for one username (%s); "
                   "default: " HELLO_DEFAULT_GET_QUERY),
-    AP_INIT_TAKE1("HelloPutQuery", set_query, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("HelloPutQuery", set_query, "put", RSRC_CONF | ACCESS_CONF,
                   "SQL that inserts or replaces the date of birth (%s username, %s date); "
                   "default: " HELLO_DEFAULT_PUT_QUERY),
     { NULL }
@@ -452,6 +491,8 @@ static hello_method method_of(const request_rec *r)
         return r->header_only ? HELLO_METHOD_HEAD : HELLO_METHOD_GET;
     case M_PUT:
         return HELLO_METHOD_PUT;
+    case M_DELETE:
+        return HELLO_METHOD_DELETE;
     default:
         return HELLO_METHOD_OTHER;
     }
@@ -521,6 +562,17 @@ static hello_store_status traced_put(void *ctx, apr_pool_t *pool, const char *us
                   *err);
 }
 
+static hello_store_status traced_del(void *ctx, apr_pool_t *pool, const char *username,
+                                     const char **err)
+{
+    traced_store *t = ctx;
+    apr_time_t start = apr_time_now();
+
+    *err = NULL;
+    return traced(t, "delete", username, start, t->inner->del(t->inner->ctx, pool, username, err),
+                  *err);
+}
+
 static hello_metric_method metric_method(const request_rec *r)
 {
     switch (r->method_number) {
@@ -552,6 +604,9 @@ static void request_store(request_rec *r, const hello_dir_conf *conf, hello_dbd_
     dbd->acquire_arg = r;
     dbd->get_label = conf->get_label ? conf->get_label : HELLO_DEFAULT_GET_LABEL;
     dbd->put_label = conf->put_label ? conf->put_label : HELLO_DEFAULT_PUT_LABEL;
+    dbd->del_label = conf->allow_delete == 1
+                         ? (conf->del_label ? conf->del_label : HELLO_DEFAULT_DEL_LABEL)
+                         : NULL;
     dbd->dbd = NULL;
     hello_dbd_store_init(inner, dbd);
     trace->inner = inner;
@@ -559,6 +614,7 @@ static void request_store(request_rec *r, const hello_dir_conf *conf, hello_dbd_
     store->ctx = trace;
     store->get = traced_get;
     store->put = traced_put;
+    store->del = inner->del ? traced_del : NULL;
 }
 
 static int hello_handler(request_rec *r)
@@ -585,6 +641,7 @@ static int hello_handler(request_rec *r)
     req.today = hello_date_from_unix(apr_time_sec(r->request_time));
     req.max_body = conf->max_body ? conf->max_body : HELLO_DEFAULT_MAX_BODY;
     req.retry_after = conf->retry_after ? conf->retry_after : HELLO_DEFAULT_RETRY_AFTER;
+    req.allow_delete = conf->allow_delete == 1;
     req.read_body = read_body;
     req.read_ctx = r;
 

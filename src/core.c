@@ -8,11 +8,12 @@
 #include "hello/json.h"
 #include "hello/validate.h"
 
-#define REASON_METHOD       "method not allowed: use GET, HEAD or PUT"
-#define REASON_USERNAME     "username must be 1 to 64 ASCII letters (A-Z, a-z)"
-#define REASON_MEDIA_TYPE   "Content-Type must be application/json"
-#define REASON_READ         "request body could not be read"
-#define REASON_READ_TIMEOUT "request body was not received in time"
+#define REASON_METHOD        "method not allowed: use GET, HEAD or PUT"
+#define REASON_METHOD_DELETE "method not allowed: use GET, HEAD, PUT or DELETE"
+#define REASON_USERNAME      "username must be 1 to 64 ASCII letters (A-Z, a-z)"
+#define REASON_MEDIA_TYPE    "Content-Type must be application/json"
+#define REASON_READ          "request body could not be read"
+#define REASON_READ_TIMEOUT  "request body was not received in time"
 #define REASON_NOT_OBJECT \
     "request body must be a JSON object such as {\"dateOfBirth\":\"2000-01-31\"}"
 #define REASON_NO_DATE      "dateOfBirth is required, as a string YYYY-MM-DD"
@@ -121,6 +122,24 @@ static void handle_put(const hello_request *req, const hello_store *store, apr_p
     answer(resp, 204, NULL);
 }
 
+static void handle_delete(const hello_request *req, const hello_store *store, apr_pool_t *pool,
+                          hello_response *resp)
+{
+    const char *err = NULL;
+
+    switch (store->del(store->ctx, pool, resp->username, &err)) {
+    case HELLO_STORE_OK:
+        answer(resp, 204, NULL);
+        return;
+    case HELLO_STORE_NOT_FOUND:
+        fail(resp, pool, 404, REASON_UNKNOWN_USER);
+        return;
+    default:
+        unavailable(resp, pool, req, err);
+        return;
+    }
+}
+
 void hello_handle(const hello_request *req, const hello_store *store, apr_pool_t *pool,
                   hello_response *resp)
 {
@@ -140,9 +159,11 @@ void hello_handle(const hello_request *req, const hello_store *store, apr_pool_t
                          NULL));
         return;
     }
-    if (req->method == HELLO_METHOD_OTHER) {
-        resp->allow = HELLO_ALLOW;
-        fail(resp, pool, 405, REASON_METHOD);
+    if (req->method == HELLO_METHOD_OTHER ||
+        (req->method == HELLO_METHOD_DELETE && (!req->allow_delete || store->del == NULL))) {
+        int deletes = req->allow_delete && store->del != NULL;
+        resp->allow = deletes ? HELLO_ALLOW_DELETE : HELLO_ALLOW;
+        fail(resp, pool, 405, deletes ? REASON_METHOD_DELETE : REASON_METHOD);
         return;
     }
     if (!hello_username_is_valid(segment, segment_len)) {
@@ -153,6 +174,9 @@ void hello_handle(const hello_request *req, const hello_store *store, apr_pool_t
 
     if (req->method == HELLO_METHOD_PUT) {
         handle_put(req, store, pool, resp);
+    }
+    else if (req->method == HELLO_METHOD_DELETE) {
+        handle_delete(req, store, pool, resp);
     }
     else {
         handle_get(req, store, pool, resp);

@@ -105,9 +105,30 @@ static hello_store_status dbd_put(void *ctx, apr_pool_t *pool, const char *usern
     return HELLO_STORE_OK;
 }
 
+static hello_store_status dbd_del(void *ctx, apr_pool_t *pool, const char *username,
+                                  const char **err)
+{
+    hello_dbd_store *st = ctx;
+    apr_dbd_prepared_t *stmt;
+    ap_dbd_t *dbd = connection(st, pool, st->del_label, &stmt, err);
+    int nrows = 0;
+    int rv;
+
+    if (dbd == NULL) {
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    rv = apr_dbd_pvquery(dbd->driver, pool, dbd->handle, &nrows, stmt, username, NULL);
+    if (rv != 0) {
+        *err = driver_error(dbd, pool, rv, "DELETE");
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    return nrows > 0 ? HELLO_STORE_OK : HELLO_STORE_NOT_FOUND;
+}
+
 void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx)
 {
     store->ctx = ctx;
     store->get = dbd_get;
     store->put = dbd_put;
+    store->del = ctx->del_label ? dbd_del : NULL;
 }

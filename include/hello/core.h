@@ -12,6 +12,7 @@ typedef enum hello_method {
     HELLO_METHOD_GET = 0,
     HELLO_METHOD_HEAD,
     HELLO_METHOD_PUT,
+    HELLO_METHOD_DELETE,
     HELLO_METHOD_OTHER
 } hello_method;
 
@@ -34,6 +35,7 @@ typedef struct hello_request {
     hello_date today;         /* the current UTC date */
     size_t max_body;          /* HelloMaxBodySize */
     int retry_after;          /* seconds, for 503 answers */
+    int allow_delete;         /* HelloAllowDelete: DELETE erases, else 405 */
     hello_body_reader read_body;
     void *read_ctx;
 } hello_request;
@@ -50,6 +52,7 @@ typedef struct hello_response {
 } hello_response;
 
 #define HELLO_ALLOW        "GET, HEAD, PUT"
+#define HELLO_ALLOW_DELETE "GET, HEAD, PUT, DELETE"
 #define HELLO_CONTENT_TYPE "application/json"
 
 /* Answers one request. Every field of *resp is set; strings live in pool.

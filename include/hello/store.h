@@ -23,6 +23,10 @@ typedef struct hello_store {
      * HELLO_STORE_OK. Never answers HELLO_STORE_NOT_FOUND. */
     hello_store_status (*put)(void *ctx, apr_pool_t *pool, const char *username, hello_date dob,
                               const char **err);
+    /* Erases username's row: HELLO_STORE_OK when one was removed,
+     * HELLO_STORE_NOT_FOUND when there was none. NULL when the store
+     * cannot erase; the core then refuses DELETE. */
+    hello_store_status (*del)(void *ctx, apr_pool_t *pool, const char *username, const char **err);
 } hello_store;
 
 #endif

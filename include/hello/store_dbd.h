@@ -16,6 +16,7 @@ typedef struct hello_dbd_store {
     void *acquire_arg;
     const char *get_label; /* mod_dbd label of the SELECT statement */
     const char *put_label; /* mod_dbd label of the upsert statement */
+    const char *del_label; /* mod_dbd label of the DELETE statement; NULL: no DELETE */
     ap_dbd_t *dbd;         /* set on first use; NULL before */
 } hello_dbd_store;
 

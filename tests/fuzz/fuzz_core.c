@@ -47,6 +47,23 @@ static hello_store_status fake_put(void *ctx, apr_pool_t *pool, const char *user
     return HELLO_STORE_OK;
 }
 
+static hello_store_status fake_del(void *ctx, apr_pool_t *pool, const char *username,
+                                   const char **err)
+{
+    fake *f = ctx;
+    (void)pool;
+    FUZZ_ASSERT(username != NULL && *username != '\0');
+    if (f->down) {
+        *err = "fake store is down";
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    if (!f->has_row) {
+        return HELLO_STORE_NOT_FOUND;
+    }
+    f->has_row = 0;
+    return HELLO_STORE_OK;
+}
+
 typedef struct reader {
     const char *body;
     size_t len;
@@ -102,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *flags = field(pool, &p, end, &n);
     fake f = { 0, 0, { 2000, 2, 29 } };
     reader rd = { body, body_len, 0 };
-    hello_store store = { &f, fake_get, fake_put };
+    hello_store store = { &f, fake_get, fake_put, fake_del };
     hello_request req;
     hello_response resp;
 
@@ -110,13 +127,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f.has_row = n > 0 && (flags[0] & 2);
     rd.outcome = n > 0 ? (flags[0] >> 2) % 4 : 0;
 
-    req.method = (hello_method)((method[0] & 0xff) % 4);
+    req.method = (hello_method)((method[0] & 0xff) % 5);
     req.path = path;
     req.base = "/hello";
     req.content_type = ctype[0] == '\0' ? NULL : ctype;
     req.today = (hello_date){ 2024, 2, 29 };
     req.max_body = 256;
     req.retry_after = 5;
+    req.allow_delete = n > 0 && (flags[0] & 16);
     req.read_body = fake_read;
     req.read_ctx = &rd;
 

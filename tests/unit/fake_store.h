@@ -83,6 +83,9 @@ typedef struct fake_store {
     /* Counters and what the last call saw. */
     int get_calls;
     int put_calls;
+    int del_calls;
+    int del_unavailable;
+    const char *del_error;
     char last_get_username[FAKE_STORE_NAME_MAX];
     char last_put_username[FAKE_STORE_NAME_MAX];
     hello_date last_put_dob;
@@ -187,6 +190,26 @@ static inline hello_store_status fake_store_put(void *ctx, apr_pool_t *pool,
     return HELLO_STORE_OK;
 }
 
+static inline hello_store_status fake_store_del(void *ctx, apr_pool_t *pool,
+                                                const char *username, const char **err)
+{
+    fake_store *fs = ctx;
+    fake_row *row;
+
+    (void)pool;
+    fs->del_calls++;
+    if (fs->del_unavailable) {
+        *err = fs->del_error;
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    row = fake_store_find(fs, username);
+    if (row == NULL) {
+        return HELLO_STORE_NOT_FOUND;
+    }
+    *row = fs->rows[--fs->nrows];
+    return HELLO_STORE_OK;
+}
+
 /* Empties *fs, seeds alice, Bob, carol and dave, and wires fs->iface. */
 static inline void fake_store_init(fake_store *fs)
 {
@@ -198,6 +221,7 @@ static inline void fake_store_init(fake_store *fs)
     fs->iface.ctx = fs;
     fs->iface.get = fake_store_get;
     fs->iface.put = fake_store_put;
+    fs->iface.del = fake_store_del;
 }
 
 static inline void fake_store_fail_get(fake_store *fs, const char *message)
@@ -216,6 +240,7 @@ static inline void fake_store_reset_counters(fake_store *fs)
 {
     fs->get_calls = 0;
     fs->put_calls = 0;
+    fs->del_calls = 0;
     fs->last_get_username[0] = '\0';
     fs->last_put_username[0] = '\0';
 }

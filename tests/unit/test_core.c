@@ -1079,6 +1079,77 @@ static void test_never_500(void **state)
     print_message("      %ld combinations, none answered 500\n", runs);
 }
 
+/* ---- DELETE (HelloAllowDelete) ------------------------------------------- */
+
+#define R_METHOD_DELETE "method not allowed: use GET, HEAD, PUT or DELETE"
+
+static void test_delete_disabled_405(void **state)
+{
+    core_fx *fx = *state;
+
+    fx_reset(fx);
+    fx->req.method = HELLO_METHOD_DELETE;
+    handle(fx);
+    assert_error(fx, 405, R_METHOD, ERROR_BODY(R_METHOD));
+    assert_int_equal(fx->store.del_calls, 0);
+    assert_true(fake_store_lookup(&fx->store, "alice", &(hello_date){ 0, 0, 0 }));
+
+    /* Enabled, but a store that cannot erase: still 405, never a crash. */
+    fx_reset(fx);
+    fx->req.method = HELLO_METHOD_DELETE;
+    fx->req.allow_delete = 1;
+    fx->store.iface.del = NULL;
+    handle(fx);
+    assert_error(fx, 405, R_METHOD, ERROR_BODY(R_METHOD));
+}
+
+static void test_delete_enabled(void **state)
+{
+    core_fx *fx = *state;
+    hello_date dob;
+
+    fx_reset(fx);
+    fx->req.method = HELLO_METHOD_DELETE;
+    fx->req.allow_delete = 1;
+    handle(fx);
+    assert_no_content(fx);
+    assert_int_equal(fx->store.del_calls, 1);
+    assert_false(fake_store_lookup(&fx->store, "alice", &dob));
+    assert_true(fake_store_lookup(&fx->store, "Bob", &dob));
+
+    /* Nothing left to erase. */
+    handle(fx);
+    assert_error(fx, 404, R_UNKNOWN_USER, ERROR_BODY(R_UNKNOWN_USER));
+
+    /* Case matters: "bob" is not "Bob". */
+    fx->req.path = "/hello/bob";
+    handle(fx);
+    assert_error(fx, 404, R_UNKNOWN_USER, ERROR_BODY(R_UNKNOWN_USER));
+    assert_true(fake_store_lookup(&fx->store, "Bob", &dob));
+
+    fx->req.path = "/hello/bob1";
+    handle(fx);
+    assert_error(fx, 400, R_USERNAME, ERROR_BODY(R_USERNAME));
+    assert_int_equal(fx->store.del_calls, 0);
+
+    fx->req.path = "/hello/Bob";
+    fx->store.del_unavailable = 1;
+    fx->store.del_error = "Lost connection to server during query";
+    handle(fx);
+    assert_error(fx, 503, R_UNAVAILABLE, ERROR_BODY(R_UNAVAILABLE));
+    assert_string_equal(fx->resp.log_detail, "Lost connection to server during query");
+    assert_true(fake_store_lookup(&fx->store, "Bob", &dob));
+
+    /* Other methods now name DELETE in Allow. */
+    fx_reset(fx);
+    fx->req.method = HELLO_METHOD_OTHER;
+    fx->req.allow_delete = 1;
+    handle(fx);
+    assert_int_equal(fx->resp.status, 405);
+    assert_string_equal(fx->resp.allow, HELLO_ALLOW_DELETE);
+    assert_string_equal(fx->resp.reason, R_METHOD_DELETE);
+}
+
 #define CORE_TEST(f) cmocka_unit_test_setup_teardown(f, core_setup, core_teardown)
 
 int main(void)
@@ -1105,6 +1176,8 @@ int main(void)
         CORE_TEST(test_store_returns_invalid_date),
         CORE_TEST(test_order_of_checks),
         CORE_TEST(test_never_500),
+        CORE_TEST(test_delete_disabled_405),
+        CORE_TEST(test_delete_enabled),
     };
 
     return cmocka_run_group_tests_name("core", tests, unit_group_setup, unit_group_teardown);
