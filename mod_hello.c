@@ -374,10 +374,22 @@ static int hello_map_to_storage(request_rec *r)
     return hello_is_ours(r) ? OK : DECLINED;
 }
 
+typedef struct body_reader {
+    request_rec *r;
+    int complete;     /* the body was read to its end */
+    int already_sent; /* an input filter answered the error itself */
+} body_reader;
+
+/* Set while the handler reads a body, so that an error an input filter
+ * answers on its own (a malformed chunk, a timeout) gets the reason the
+ * core would have given. */
+#define HELLO_NOTE_READING "hello-reading-body"
+
 static hello_read_result read_body(void *ctx, apr_pool_t *pool, size_t max, const char **body,
                                    size_t *len, int *status)
 {
-    request_rec *r = ctx;
+    body_reader *reader = ctx;
+    request_rec *r = reader->r;
     const char *header = apr_table_get(r->headers_in, "Content-Length");
     apr_size_t capacity = max;
     apr_size_t used = 0;
@@ -401,12 +413,15 @@ static hello_read_result read_body(void *ctx, apr_pool_t *pool, size_t max, cons
     }
     buf = apr_palloc(pool, capacity + 1);
     bb = apr_brigade_create(pool, r->connection->bucket_alloc);
+    apr_table_setn(r->notes, HELLO_NOTE_READING, "1");
 
     while (!seen_eos) {
         apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
                                          HUGE_STRING_LEN);
         if (rv != APR_SUCCESS) {
             *status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            /* AP_FILTER_ERROR: the filter has answered already. */
+            reader->already_sent = *status == AP_FILTER_ERROR;
             r->connection->keepalive = AP_CONN_CLOSE;
             apr_brigade_destroy(bb);
             return *status == HTTP_REQUEST_ENTITY_TOO_LARGE ? HELLO_READ_TOO_LARGE
@@ -442,6 +457,7 @@ static hello_read_result read_body(void *ctx, apr_pool_t *pool, size_t max, cons
         apr_brigade_cleanup(bb);
     }
     apr_brigade_destroy(bb);
+    reader->complete = 1;
     buf[used] = '\0';
     *body = buf;
     *len = used;
@@ -626,6 +642,7 @@ static int hello_handler(request_rec *r)
     hello_store inner;
     traced_store trace;
     hello_store store;
+    body_reader reader = { r, 0, 0 };
     apr_time_t start;
 
     if (r->handler == NULL || strcmp(r->handler, HELLO_HANDLER) != 0) {
@@ -643,7 +660,7 @@ static int hello_handler(request_rec *r)
     req.retry_after = conf->retry_after ? conf->retry_after : HELLO_DEFAULT_RETRY_AFTER;
     req.allow_delete = conf->allow_delete == 1;
     req.read_body = read_body;
-    req.read_ctx = r;
+    req.read_ctx = &reader;
 
     request_store(r, conf, &dbd, &inner, &trace, &store);
 
@@ -658,6 +675,16 @@ static int hello_handler(request_rec *r)
     else if (resp.reason) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_hello: %s %s answered %d: %s", r->method,
                       r->uri, resp.status, resp.reason);
+    }
+    if (reader.already_sent) {
+        /* Apache answered (its error body rewritten by our error filter). */
+        return AP_FILTER_ERROR;
+    }
+    if (!reader.complete && ap_request_has_body(r)) {
+        /* Answered without reading the body (a 404, 405, 415...): reading it
+         * now to keep the connection could only delay the answer, or let a
+         * malformed body replace it. Close instead; lingering close drains. */
+        r->connection->keepalive = AP_CONN_CLOSE;
     }
     send_response(r, &resp);
     count_request(r, resp.status, start);
@@ -771,13 +798,21 @@ static int hello_status_hook(request_rec *r, int flags)
 
 /* ---- errors the core answers before or instead of the handler ---------- */
 
-static const char *core_error_reason(int status)
+static const char *core_error_reason(request_rec *r, int status)
 {
+    if (apr_table_get(r->notes, HELLO_NOTE_READING) &&
+        (status == HTTP_BAD_REQUEST || status == HTTP_REQUEST_TIME_OUT ||
+         status == HTTP_REQUEST_ENTITY_TOO_LARGE)) {
+        hello_dir_conf *conf = ap_get_module_config(r->per_dir_config, &hello_module);
+        return hello_body_error_reason(r->pool, status,
+                                       conf->max_body ? conf->max_body : HELLO_DEFAULT_MAX_BODY);
+    }
     switch (status) {
     case HTTP_BAD_REQUEST:
         return "the request is malformed: check the URL encoding and the headers";
     case HTTP_NOT_FOUND:
-        return "not found: use the location followed by one username, as /hello/<username>";
+        return r->uri ? apr_pstrcat(r->pool, "not found: use ", hello_base(r), "/<username>", NULL)
+                      : "not found: use the location followed by one username";
     case HTTP_METHOD_NOT_ALLOWED:
         return "method not allowed: use GET, HEAD or PUT";
     case HTTP_REQUEST_TIME_OUT:
@@ -818,7 +853,7 @@ static apr_status_t hello_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         return APR_SUCCESS;
     }
     {
-        const char *reason = core_error_reason(r->status);
+        const char *reason = core_error_reason(r, r->status);
         const char *json = hello_json_error(r->pool, reason);
         apr_size_t len = strlen(json);
 

@@ -85,17 +85,11 @@ static void handle_put(const hello_request *req, const hello_store *store, apr_p
     case HELLO_READ_OK:
         break;
     case HELLO_READ_TOO_LARGE:
-        fail(resp, pool, 413,
-             apr_psprintf(pool, "request body too large: the limit is %" APR_SIZE_T_FMT " bytes",
-                          req->max_body));
+        fail(resp, pool, 413, hello_body_error_reason(pool, 413, req->max_body));
         return;
     default:
-        if (read_status == 408) {
-            fail(resp, pool, 408, REASON_READ_TIMEOUT);
-        }
-        else {
-            fail(resp, pool, 400, REASON_READ);
-        }
+        read_status = read_status == 408 ? 408 : 400;
+        fail(resp, pool, read_status, hello_body_error_reason(pool, read_status, req->max_body));
         return;
     }
     switch (hello_body_parse(pool, body, len, &dob)) {
@@ -137,6 +131,19 @@ static void handle_delete(const hello_request *req, const hello_store *store, ap
     default:
         unavailable(resp, pool, req, err);
         return;
+    }
+}
+
+const char *hello_body_error_reason(apr_pool_t *pool, int status, size_t max_body)
+{
+    switch (status) {
+    case 413:
+        return apr_psprintf(pool, "request body too large: the limit is %" APR_SIZE_T_FMT " bytes",
+                            max_body);
+    case 408:
+        return REASON_READ_TIMEOUT;
+    default:
+        return REASON_READ;
     }
 }
 

@@ -55,6 +55,11 @@ typedef struct hello_response {
 #define HELLO_ALLOW_DELETE "GET, HEAD, PUT, DELETE"
 #define HELLO_CONTENT_TYPE "application/json"
 
+/* The reason answered when reading a PUT body fails with status (413: too
+ * large, 408: too slow, anything else: unreadable). Also used by the glue
+ * when Apache's input filters answer such a failure themselves. */
+const char *hello_body_error_reason(apr_pool_t *pool, int status, size_t max_body);
+
 /* Answers one request. Every field of *resp is set; strings live in pool.
  * Never answers 500: every failure of the client is a 4xx, every failure
  * of the store a 503. */
