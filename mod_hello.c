@@ -82,7 +82,6 @@ typedef struct hello_location {
 
 typedef struct hello_srv_conf {
     apr_array_header_t *locations; /* of hello_location, filled in post_config */
-    int delete_prepared;           /* the default DELETE is registered here */
 } hello_srv_conf;
 
 static void *hello_create_dir_conf(apr_pool_t *p, char *dir) /* NOLINT: httpd's signature */
@@ -191,23 +190,12 @@ static const char *set_query(cmd_parms *cmd, void *dconf, const char *query)
     return NULL;
 }
 
-/* HelloAllowDelete On registers the default DELETE with this server's pool
- * (once): a database user without the DELETE grant could not prepare it,
- * so servers that do not erase never ask for it. */
 static const char *set_allow_delete(cmd_parms *cmd, void *dconf, int on)
 {
     hello_dir_conf *conf = dconf;
-    hello_srv_conf *sconf = ap_get_module_config(cmd->server->module_config, &hello_module);
 
+    (void)cmd;
     conf->allow_delete = on ? 1 : 0;
-    if (on && !sconf->delete_prepared) {
-        hello_retrieve_dbd();
-        if (hello_dbd_prepare == NULL) {
-            return hello_no_dbd;
-        }
-        hello_dbd_prepare(cmd->server, HELLO_DEFAULT_DEL_QUERY, HELLO_DEFAULT_DEL_LABEL);
-        sconf->delete_prepared = 1;
-    }
     return NULL;
 }
 
@@ -318,9 +306,11 @@ static void setup_metrics(server_rec *s)
     hello_metrics_init(hello_counters, (apr_uint64_t)apr_time_sec(apr_time_now()));
 }
 
-/* Registers the default statements with every server's mod_dbd pool. It
- * runs before mod_dbd's own post_config, which groups servers by their
- * statements, and before any child exists (ap_dbd_prepare's rule). */
+/* Sets up the counters and each server's list of locations. The default
+ * statements are not registered with mod_dbd: it would prepare them on
+ * every connection of every server, including virtual hosts whose pool
+ * points at another database (whose connections would then fail). The
+ * store prepares them on a connection when a request first needs them. */
 static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     (void)pconf;
@@ -331,8 +321,6 @@ static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     }
     setup_metrics(s);
     for (server_rec *sp = s; sp; sp = sp->next) {
-        hello_dbd_prepare(sp, HELLO_DEFAULT_GET_QUERY, HELLO_DEFAULT_GET_LABEL);
-        hello_dbd_prepare(sp, HELLO_DEFAULT_PUT_QUERY, HELLO_DEFAULT_PUT_LABEL);
         collect_locations(sp);
     }
     return OK;
@@ -618,11 +606,18 @@ static void request_store(request_rec *r, const hello_dir_conf *conf, hello_dbd_
 {
     dbd->acquire = acquire_for_request;
     dbd->acquire_arg = r;
-    dbd->get_label = conf->get_label ? conf->get_label : HELLO_DEFAULT_GET_LABEL;
-    dbd->put_label = conf->put_label ? conf->put_label : HELLO_DEFAULT_PUT_LABEL;
-    dbd->del_label = conf->allow_delete == 1
-                         ? (conf->del_label ? conf->del_label : HELLO_DEFAULT_DEL_LABEL)
-                         : NULL;
+    /* A directive's statement was prepared by mod_dbd under its label; a
+     * default is prepared on the connection when first needed. */
+    dbd->get.label = conf->get_label ? conf->get_label : HELLO_DEFAULT_GET_LABEL;
+    dbd->get.sql = conf->get_label ? NULL : HELLO_DEFAULT_GET_QUERY;
+    dbd->put.label = conf->put_label ? conf->put_label : HELLO_DEFAULT_PUT_LABEL;
+    dbd->put.sql = conf->put_label ? NULL : HELLO_DEFAULT_PUT_QUERY;
+    dbd->del.label = NULL;
+    dbd->del.sql = NULL;
+    if (conf->allow_delete == 1) {
+        dbd->del.label = conf->del_label ? conf->del_label : HELLO_DEFAULT_DEL_LABEL;
+        dbd->del.sql = conf->del_label ? NULL : HELLO_DEFAULT_DEL_QUERY;
+    }
     dbd->dbd = NULL;
     hello_dbd_store_init(inner, dbd);
     trace->inner = inner;
@@ -880,14 +875,10 @@ static void hello_insert_error_filter(request_rec *r)
 
 static void hello_register_hooks(apr_pool_t *p)
 {
-    /* Our default statements must be registered before mod_dbd groups the
-     * servers' statements in its own post_config. */
-    static const char *const before_dbd[] = { "mod_dbd.c", NULL };
-
     (void)p;
     ap_hook_optional_fn_retrieve(hello_retrieve_dbd, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(hello_check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(hello_post_config, NULL, before_dbd, APR_HOOK_MIDDLE);
+    ap_hook_post_config(hello_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(hello_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(hello_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(hello_health_handler, NULL, NULL, APR_HOOK_MIDDLE);

@@ -1,6 +1,10 @@
 /* The store interface on mod_dbd (see include/hello/store_dbd.h): the one
- * file of the core that knows about apr_dbd. Statements are prepared by
- * mod_dbd on each pooled connection, under the labels the config chose. */
+ * file of the core that knows about apr_dbd. Statements are prepared once
+ * per pooled connection: by mod_dbd when it opens the connection for those
+ * of the Hello*Query directives, and here, the first time a request on that
+ * connection needs it, for the module's defaults. So a server or virtual
+ * host that never serves mod_hello never prepares them, and a driver whose
+ * SQL differs (sqlite3) only needs the statements it uses overridden. */
 #include <string.h>
 
 #include <apr_dbd.h>
@@ -18,7 +22,7 @@ static const char *driver_error(ap_dbd_t *dbd, apr_pool_t *pool, int rv, const c
                         apr_dbd_name(dbd->driver), rv, msg ? msg : "(no message)");
 }
 
-static ap_dbd_t *connection(hello_dbd_store *st, apr_pool_t *pool, const char *label,
+static ap_dbd_t *connection(hello_dbd_store *st, apr_pool_t *pool, const hello_dbd_statement *which,
                             apr_dbd_prepared_t **stmt, const char **err)
 {
     if (st->dbd == NULL) {
@@ -29,10 +33,23 @@ static ap_dbd_t *connection(hello_dbd_store *st, apr_pool_t *pool, const char *l
             return NULL;
         }
     }
-    *stmt = apr_hash_get(st->dbd->prepared, label, APR_HASH_KEY_STRING);
+    *stmt = apr_hash_get(st->dbd->prepared, which->label, APR_HASH_KEY_STRING);
+    if (*stmt == NULL && which->sql != NULL) {
+        /* Lives as long as the connection: its pool, its hash. The request
+         * holds the connection alone, so no other thread sees the hash. */
+        ap_dbd_t *dbd = st->dbd;
+        const char *label = apr_pstrdup(dbd->pool, which->label);
+        int rv = apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle, which->sql, label, stmt);
+        if (rv != 0) {
+            *stmt = NULL;
+            *err = driver_error(dbd, pool, rv, apr_pstrcat(pool, "preparing ", label, NULL));
+            return NULL;
+        }
+        apr_hash_set(dbd->prepared, label, APR_HASH_KEY_STRING, *stmt);
+    }
     if (*stmt == NULL) {
-        *err =
-            apr_psprintf(pool, "the prepared statement %s is missing from the connection", label);
+        *err = apr_psprintf(pool, "the prepared statement %s is missing from the connection",
+                            which->label);
         return NULL;
     }
     return st->dbd;
@@ -45,7 +62,7 @@ static hello_store_status dbd_get(void *ctx, apr_pool_t *pool, const char *usern
     apr_dbd_prepared_t *stmt;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
-    ap_dbd_t *dbd = connection(st, pool, st->get_label, &stmt, err);
+    ap_dbd_t *dbd = connection(st, pool, &st->get, &stmt, err);
     int found = 0;
     int valid = 0;
     int rv;
@@ -86,7 +103,7 @@ static hello_store_status dbd_put(void *ctx, apr_pool_t *pool, const char *usern
 {
     hello_dbd_store *st = ctx;
     apr_dbd_prepared_t *stmt;
-    ap_dbd_t *dbd = connection(st, pool, st->put_label, &stmt, err);
+    ap_dbd_t *dbd = connection(st, pool, &st->put, &stmt, err);
     char date[HELLO_DATE_LEN + 1];
     int nrows = 0;
     int rv;
@@ -110,7 +127,7 @@ static hello_store_status dbd_del(void *ctx, apr_pool_t *pool, const char *usern
 {
     hello_dbd_store *st = ctx;
     apr_dbd_prepared_t *stmt;
-    ap_dbd_t *dbd = connection(st, pool, st->del_label, &stmt, err);
+    ap_dbd_t *dbd = connection(st, pool, &st->del, &stmt, err);
     int nrows = 0;
     int rv;
 
@@ -130,5 +147,5 @@ void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx)
     store->ctx = ctx;
     store->get = dbd_get;
     store->put = dbd_put;
-    store->del = ctx->del_label ? dbd_del : NULL;
+    store->del = ctx->del.label ? dbd_del : NULL;
 }
