@@ -22,7 +22,8 @@ HTTPD_INC:= $(shell $(APXS) -q INCLUDEDIR 2>/dev/null)
 APR_CFLAGS := -I$(APR_INC) -DLINUX -D_REENTRANT -D_GNU_SOURCE
 APR_LIBS := -lapr-1 -laprutil-1
 
-.PHONY: all module deps install run test unit integration fuzz fuzz-smoke lint bench clean distclean
+.PHONY: all module deps install run test unit integration fuzz fuzz-smoke lint bench clean distclean \
+        deb test-package diagram
 
 all: module
 
@@ -43,8 +44,15 @@ $(BUILD)/mod_hello.so: mod_hello.c $(SRC) $(HDRS)
 	    || { cat build.log; exit 1; }
 	cp $(BUILD)/obj/.libs/mod_hello.so $@
 
+# LIBEXECDIR= installs somewhere else than Apache's module directory
+# (apxs -S), e.g. a throwaway server root: make install LIBEXECDIR=/tmp/root/modules
 install: $(BUILD)/mod_hello.so
-	cd $(BUILD)/obj && $(APXS) -i -n hello mod_hello.la
+	cd $(BUILD)/obj && $(APXS) -i $(if $(LIBEXECDIR),-S LIBEXECDIR=$(LIBEXECDIR)) -n hello mod_hello.la
+
+# docs/architecture.svg from its Graphviz source.
+diagram:
+	@command -v dot >/dev/null || scripts/install-deps.sh docs
+	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
 
 run: deps-run
 	@$(MAKE) --no-print-directory module
@@ -130,6 +138,23 @@ test: deps-test
 	$(MAKE) unit
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
+
+# ---- packaging -------------------------------------------------------------
+
+# The Debian package, built from a copy of the tree so the checkout stays clean.
+deb:
+	@scripts/install-deps.sh package
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	tar --exclude=./build --exclude=./.git -cf - . | tar -C $(BUILD)/deb/src -xf -
+	cd $(BUILD)/deb/src && dpkg-buildpackage -us -uc -b >../build.log 2>&1 \
+	    || { tail -40 ../build.log; exit 1; }
+	cp $(BUILD)/deb/libapache2-mod-hello_*.deb $(BUILD)/
+	@ls -1 $(BUILD)/libapache2-mod-hello_*.deb
+
+# Installs the package on this machine (root), enables it, serves a round
+# trip from the system Apache, then purges it. Run by .ci/run after make test.
+test-package: deb
+	scripts/test-package $(BUILD)/libapache2-mod-hello_*.deb
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/unit $(BUILD)/unit-asan $(BUILD)/mod_hello.so

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages mod_hello needs to build, run and test.
 # Idempotent: does nothing when every package is already installed.
-# Usage: scripts/install-deps.sh [build|run|test|bench|all]   (default: test)
+# Usage: scripts/install-deps.sh [build|run|test|bench|package|docs|all]   (default: test)
 set -eu
 
 what=${1:-test}
@@ -11,14 +11,18 @@ run="$build mariadb-server mariadb-client"
 test="$run libcmocka-dev python3-pytest python3-requests python3-jsonschema python3-yaml
       cppcheck clang clang-tidy clang-format libclang-rt-14-dev valgrind wrk curl"
 bench="$run wrk libapache2-mod-php php-mysql curl"
+docs="graphviz"
+package="$build build-essential debhelper dpkg-dev libaprutil1-dbd-sqlite3 sqlite3 curl"
 
 case "$what" in
   build) pkgs=$build ;;
   run)   pkgs=$run ;;
   test)  pkgs=$test ;;
   bench) pkgs=$bench ;;
-  all)   pkgs="$test $bench" ;;
-  *) echo "usage: $0 [build|run|test|bench|all]" >&2; exit 2 ;;
+  package) pkgs=$package ;;
+  docs)  pkgs=$docs ;;
+  all)   pkgs="$test $bench $package" ;;
+  *) echo "usage: $0 [build|run|test|bench|package|docs|all]" >&2; exit 2 ;;
 esac
 
 missing=""
