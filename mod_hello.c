@@ -332,27 +332,34 @@ static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
  * only in the fixups phase; before that (map_to_storage, early errors) the
  * configured handler expression is what tells. The core resets the config
  * to the server's defaults before map_to_storage and fails bad %-escapes
- * before any walk, so walk the locations first: the walk cache makes
- * the core's own walk that follows free. */
+ * before any walk, so the locations are walked here first (the walk cache
+ * makes the core's own walk that follows free). A request that is not ours
+ * gets its config back untouched, so that the core's directory walk and its
+ * precedence of <Location> over <Directory> stay exactly as without us. */
 static int hello_is_ours(request_rec *r)
 {
+    ap_conf_vector_t *before = r->per_dir_config;
     core_dir_config *d;
-    const char *handler;
+    const char *handler = NULL;
     const char *err = NULL;
 
     if (r->handler) {
         return strcmp(r->handler, HELLO_HANDLER) == 0;
     }
-    if (r->per_dir_config == r->server->lookup_defaults && r->uri && r->uri[0] == '/' &&
+    if (before == r->server->lookup_defaults && r->uri && r->uri[0] == '/' &&
         ap_location_walk(r) != OK) {
+        r->per_dir_config = before;
         return 0;
     }
     d = ap_get_core_module_config(r->per_dir_config);
-    if (d == NULL || d->expr_handler == NULL) {
-        return 0;
+    if (d != NULL && d->expr_handler != NULL) {
+        handler = ap_expr_str_exec(r, d->expr_handler, &err);
     }
-    handler = ap_expr_str_exec(r, d->expr_handler, &err);
-    return err == NULL && handler != NULL && strcmp(handler, HELLO_HANDLER) == 0;
+    if (err == NULL && handler != NULL && strcmp(handler, HELLO_HANDLER) == 0) {
+        return 1;
+    }
+    r->per_dir_config = before;
+    return 0;
 }
 
 /* Our locations are not files: skip the directory walk and stat, and keep
