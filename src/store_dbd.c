@@ -22,6 +22,18 @@ static const char *driver_error(ap_dbd_t *dbd, apr_pool_t *pool, int rv, const c
                         apr_dbd_name(dbd->driver), rv, msg ? msg : "(no message)");
 }
 
+/* Up to this many runs of a write that lost a conflict. */
+#define HELLO_DBD_WRITE_ATTEMPTS 4
+
+/* A write that lost to another and may simply run again: MySQL/MariaDB's
+ * ER_LOCK_DEADLOCK (1213), which is also Galera's certification failure.
+ * The mysql driver returns the server's error number as the status. A lock
+ * wait timeout (1205) is not retried: it has already waited its fill. */
+static int conflict(ap_dbd_t *dbd, int rv)
+{
+    return rv == 1213 && strcmp(apr_dbd_name(dbd->driver), "mysql") == 0;
+}
+
 static ap_dbd_t *connection(hello_dbd_store *st, apr_pool_t *pool, const hello_dbd_statement *which,
                             apr_dbd_prepared_t **stmt, const char **err)
 {
@@ -113,8 +125,16 @@ static hello_store_status dbd_put(void *ctx, apr_pool_t *pool, const char *usern
     }
     hello_date_format(dob, date);
     /* With autocommit (the driver's default) the row is committed, and with
-     * innodb_flush_log_at_trx_commit=1 on disk, when this returns 0. */
-    rv = apr_dbd_pvquery(dbd->driver, pool, dbd->handle, &nrows, stmt, username, date, NULL);
+     * innodb_flush_log_at_trx_commit=1 on disk, when this returns 0. The
+     * upsert is idempotent, so a write that lost a conflict is simply run
+     * again: on Galera two nodes writing one user at once make one of them
+     * fail certification with a deadlock error. */
+    for (int attempt = 1;; attempt++) {
+        rv = apr_dbd_pvquery(dbd->driver, pool, dbd->handle, &nrows, stmt, username, date, NULL);
+        if (rv == 0 || attempt == HELLO_DBD_WRITE_ATTEMPTS || !conflict(dbd, rv)) {
+            break;
+        }
+    }
     if (rv != 0) {
         *err = driver_error(dbd, pool, rv, "upsert");
         return HELLO_STORE_UNAVAILABLE;
