@@ -23,7 +23,7 @@ APR_CFLAGS := -I$(APR_INC) -DLINUX -D_REENTRANT -D_GNU_SOURCE
 APR_LIBS := -lapr-1 -laprutil-1
 
 .PHONY: all module deps install run test unit integration fuzz fuzz-smoke lint bench clean distclean \
-        deb test-package diagram
+        deb test-package diagram test-deploy
 
 all: module
 
@@ -132,12 +132,20 @@ lint:
 	    -Iinclude $(LINT_SRC)
 	clang-tidy --quiet $(LINT_SRC) -- -Iinclude -I$(HTTPD_INC) $(APR_CFLAGS)
 
+# Deploys under load: five scripts/deploy runs (one a broken build that must
+# be rolled back) on a throwaway httpd and MariaDB while wrk and a keep-alive
+# client send GET and PUT. Builds its own modules with apxs.
+test-deploy: deps-test
+	$(MAKE) module
+	$(PYTHON) -m pytest -q -s tests/deploy
+
 test: deps-test
 	$(MAKE) module
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
+	$(MAKE) test-deploy
 
 # ---- packaging -------------------------------------------------------------
 
