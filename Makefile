@@ -42,7 +42,8 @@ $(BUILD)/mod_hello.so: mod_hello.c $(SRC) $(HDRS)
 	    -Wc,-Wall -Wc,-Wextra -Wc,-Werror -Wc,-std=gnu11 \
 	    -o mod_hello.la mod_hello.c $(addprefix src/,$(notdir $(SRC))) -ljansson >build.log 2>&1 \
 	    || { cat build.log; exit 1; }
-	cp $(BUILD)/obj/.libs/mod_hello.so $@
+	@# A new file, not the old one rewritten: a running httpd has it mapped.
+	cp $(BUILD)/obj/.libs/mod_hello.so $@.tmp && mv -f $@.tmp $@
 
 # LIBEXECDIR= installs somewhere else than Apache's module directory
 # (apxs -S), e.g. a throwaway server root: make install LIBEXECDIR=/tmp/root/modules

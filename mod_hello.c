@@ -362,6 +362,22 @@ static int hello_is_ours(request_rec *r)
     return 0;
 }
 
+/* Our locations are not files. Claiming the translation keeps the core
+ * from joining the DocumentRoot and the URI into a file name: a path too
+ * long for the file system (a username of some thousands of letters)
+ * would otherwise be a 403 before the handler could answer its 400. It
+ * runs after every other translator (mod_rewrite, mod_alias...), which may
+ * still take the request elsewhere. The file name marks the request as
+ * ours, as mod_proxy's "proxy:" does. */
+static int hello_translate_name(request_rec *r)
+{
+    if (!hello_is_ours(r)) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, "hello:", r->uri, NULL);
+    return OK;
+}
+
 /* Our locations are not files: skip the directory walk and stat, and keep
  * TRACE from being answered by the core instead of the contract's 405. */
 static int hello_map_to_storage(request_rec *r)
@@ -886,6 +902,7 @@ static void hello_register_hooks(apr_pool_t *p)
     ap_hook_optional_fn_retrieve(hello_retrieve_dbd, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(hello_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(hello_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(hello_translate_name, NULL, NULL, APR_HOOK_LAST);
     ap_hook_map_to_storage(hello_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(hello_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(hello_health_handler, NULL, NULL, APR_HOOK_MIDDLE);

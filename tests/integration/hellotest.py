@@ -722,3 +722,55 @@ class Names:
             if name not in self.used and name.lower() not in {u.lower() for u in self.used}:
                 self.used.add(name)
                 return name
+
+
+# ---- pinned module, processes and memory (test_flood, test_privileges, test_greedy_clients) ----
+
+def pin_module(directory):
+    """A private copy of build/mod_hello.so in directory. A server that loads
+    the copy cannot be crashed by a rebuild of build/mod_hello.so while it
+    runs (the linker rewrites the file that the children have mapped)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    copy = directory / "mod_hello.so"
+    shutil.copy2(MODULE, copy)
+    return copy
+
+
+class PinnedHttpd(Httpd):
+    """An Httpd that loads a private copy of the module (see pin_module)."""
+
+    def __init__(self, root, module_copy=None, **kwargs):
+        self.module_copy = Path(module_copy) if module_copy else pin_module(Path(root) / "module")
+        super().__init__(root, **kwargs)
+
+    def config_text(self):
+        return super().config_text().replace(f'"{MODULE}"', f'"{self.module_copy}"')
+
+
+def child_pids(parent_pid):
+    """The pids of the live processes whose parent is parent_pid (httpd's
+    children), in ascending order."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == parent_pid and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def vm_rss_kib(pid):
+    """VmRSS of pid in KiB, from /proc/<pid>/status (None if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
