@@ -12,7 +12,8 @@ PORT     ?= 8080
 PYTHON   ?= /usr/bin/python3
 BUILD    := build
 
-SRC      := src/date.c src/validate.c src/json.c src/core.c src/metrics.c src/store_dbd.c
+SRC      := src/date.c src/validate.c src/json.c src/core.c src/metrics.c src/watchdog.c \
+            src/store_dbd.c
 CORE_SRC := src/date.c src/validate.c src/json.c src/core.c src/metrics.c
 HDRS     := $(wildcard include/hello/*.h)
 WARN     := -Wall -Wextra -Werror
@@ -23,7 +24,7 @@ APR_CFLAGS := -I$(APR_INC) -DLINUX -D_REENTRANT -D_GNU_SOURCE
 APR_LIBS := -lapr-1 -laprutil-1
 
 .PHONY: all module deps install run test unit integration fuzz fuzz-smoke lint bench clean distclean \
-        deb test-package diagram test-deploy
+        deb test-package diagram test-deploy fleet fleet-stop test-fleet test-valgrind
 
 all: module
 
@@ -147,6 +148,24 @@ test: deps-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 	$(MAKE) test-deploy
+
+# ---- a fleet on this machine (docs/architecture.md) ------------------------
+
+# A 3-node MariaDB Galera cluster, two Apache nodes with the module and a
+# front balancer (mod_proxy_balancer + mod_proxy_hcheck), all on 127.0.0.0/8,
+# state under build/fleet/main. Prints the URLs (front: FLEET_PORT, 8090).
+fleet: deps-test module
+	FLEET_SKIP_BUILD=1 fleet/fleet-up
+
+# Stops every fleet under build/fleet/; no process of theirs is left.
+fleet-stop:
+	fleet/fleet-down
+
+# Read-your-writes, wsrep_sync_wait latency, concurrent writes, failover under
+# load, on a fleet of its own that it stops at the end. About a minute.
+test-fleet: deps-test
+	$(MAKE) module
+	$(PYTHON) -m pytest -q -s tests/fleet
 
 # ---- packaging -------------------------------------------------------------
 

@@ -25,6 +25,8 @@
 #include "hello/json.h"
 #include "hello/metrics.h"
 #include "hello/store_dbd.h"
+#include "hello/watchdog.h"
+#include "ap_mpm.h"
 
 #define HELLO_HANDLER      "hello"
 #define HELLO_HEALTH       "hello-health"
@@ -35,6 +37,7 @@
 #define HELLO_DEFAULT_MAX_BODY    4096
 #define HELLO_LIMIT_MAX_BODY      1048576
 #define HELLO_DEFAULT_RETRY_AFTER 5
+#define HELLO_DEFAULT_DBD_TIMEOUT 10
 
 #define HELLO_DEFAULT_GET_QUERY "SELECT date_of_birth FROM hello_users WHERE username = %s"
 #define HELLO_DEFAULT_PUT_QUERY                                          \
@@ -82,6 +85,7 @@ typedef struct hello_location {
 
 typedef struct hello_srv_conf {
     apr_array_header_t *locations; /* of hello_location, filled in post_config */
+    int dbd_timeout;               /* HelloDBDTimeout, seconds; -1 = unset */
 } hello_srv_conf;
 
 static void *hello_create_dir_conf(apr_pool_t *p, char *dir) /* NOLINT: httpd's signature */
@@ -99,6 +103,7 @@ static void *hello_create_srv_conf(apr_pool_t *p, server_rec *s)
 
     (void)s;
     conf->locations = apr_array_make(p, 2, sizeof(hello_location));
+    conf->dbd_timeout = -1;
     return conf;
 }
 
@@ -190,6 +195,22 @@ static const char *set_query(cmd_parms *cmd, void *dconf, const char *query)
     return NULL;
 }
 
+static const char *set_dbd_timeout(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hello_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &hello_module);
+    apr_int64_t value = 0;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dconf;
+    if (err == NULL) {
+        err = parse_number(cmd, arg, 0, 3600, &value);
+    }
+    if (err == NULL) {
+        conf->dbd_timeout = (int)value;
+    }
+    return err;
+}
+
 static const char *set_allow_delete(cmd_parms *cmd, void *dconf, int on)
 {
     hello_dir_conf *conf = dconf;
@@ -205,6 +226,10 @@ static const command_rec hello_cmds[] = {
     AP_INIT_TAKE1("HelloRetryAfter", set_retry_after, NULL, RSRC_CONF | ACCESS_CONF,
                   "Seconds sent in Retry-After when the database is unavailable "
                   "(1 to 86400; default 5)"),
+    AP_INIT_TAKE1("HelloDBDTimeout", set_dbd_timeout, NULL, RSRC_CONF,
+                  "Seconds a database call may run before the process gives up on every "
+                  "connection of its pool and the request answers 503 (main server only; "
+                  "0 to 3600, 0: no watchdog; default 10)"),
     AP_INIT_FLAG("HelloAllowDelete", set_allow_delete, NULL, RSRC_CONF | ACCESS_CONF,
                  "On: DELETE /<location>/<username> erases that user's row (GDPR "
                  "erasure); Off (default): DELETE answers 405"),
@@ -324,6 +349,42 @@ static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         collect_locations(sp);
     }
     return OK;
+}
+
+/* This child's watchdog for database calls that never return; NULL with
+ * HelloDBDTimeout 0 or when it could not start. */
+static hello_watchdog *hello_wd;
+
+static void log_watchdog(void *baton, int sockets, apr_interval_time_t overdue)
+{
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, (server_rec *)baton,
+                 "mod_hello: a database call ran %" APR_TIME_T_FMT " ms past HelloDBDTimeout; "
+                 "shut down this process's %d database connection(s) so that blocked "
+                 "requests answer 503 and fresh connections are opened",
+                 apr_time_as_msec(overdue), sockets);
+}
+
+static void hello_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    hello_srv_conf *conf = ap_get_module_config(s->module_config, &hello_module);
+    int timeout = conf->dbd_timeout >= 0 ? conf->dbd_timeout : HELLO_DEFAULT_DBD_TIMEOUT;
+    int threads = 0;
+    apr_status_t rv;
+
+    if (timeout == 0) {
+        return;
+    }
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) {
+        threads = 1;
+    }
+    rv = hello_watchdog_create(&hello_wd, pchild, threads, apr_time_from_sec(timeout), log_watchdog,
+                               s);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "mod_hello: cannot start the database watchdog; a database that stops "
+                     "answering will hold requests until it answers again");
+        hello_wd = NULL;
+    }
 }
 
 /* ---- per request ------------------------------------------------------ */
@@ -547,11 +608,28 @@ static void send_response(request_rec *r, const hello_response *resp)
     }
 }
 
-/* Wraps the store to trace each call at debug level and count failures. */
+/* Wraps the store to trace each call at debug level, count failures, and
+ * put each call under the watchdog. */
 typedef struct traced_store {
     const hello_store *inner;
+    hello_dbd_store *dbd;
     request_rec *r;
+    int slot; /* the watchdog's slot while a call runs */
 } traced_store;
+
+static void watch_begin(traced_store *t)
+{
+    t->slot = hello_watchdog_begin(hello_wd);
+}
+
+/* Ends the watch, and lets the watchdog know the connection's socket. */
+static void watch_end(traced_store *t)
+{
+    hello_watchdog_end(hello_wd, t->slot);
+    if (hello_wd != NULL && t->dbd->dbd != NULL) {
+        hello_watchdog_add_socket(hello_wd, hello_dbd_socket(t->dbd->dbd), t->dbd->dbd->pool);
+    }
+}
 
 static const char *const store_status_names[] = { "ok", "not found", "unavailable" };
 
@@ -572,10 +650,13 @@ static hello_store_status traced_get(void *ctx, apr_pool_t *pool, const char *us
 {
     traced_store *t = ctx;
     apr_time_t start = apr_time_now();
+    hello_store_status st;
 
     *err = NULL;
-    return traced(t, "get", username, start, t->inner->get(t->inner->ctx, pool, username, dob, err),
-                  *err);
+    watch_begin(t);
+    st = t->inner->get(t->inner->ctx, pool, username, dob, err);
+    watch_end(t);
+    return traced(t, "get", username, start, st, *err);
 }
 
 static hello_store_status traced_put(void *ctx, apr_pool_t *pool, const char *username,
@@ -583,10 +664,13 @@ static hello_store_status traced_put(void *ctx, apr_pool_t *pool, const char *us
 {
     traced_store *t = ctx;
     apr_time_t start = apr_time_now();
+    hello_store_status st;
 
     *err = NULL;
-    return traced(t, "put", username, start, t->inner->put(t->inner->ctx, pool, username, dob, err),
-                  *err);
+    watch_begin(t);
+    st = t->inner->put(t->inner->ctx, pool, username, dob, err);
+    watch_end(t);
+    return traced(t, "put", username, start, st, *err);
 }
 
 static hello_store_status traced_del(void *ctx, apr_pool_t *pool, const char *username,
@@ -594,10 +678,13 @@ static hello_store_status traced_del(void *ctx, apr_pool_t *pool, const char *us
 {
     traced_store *t = ctx;
     apr_time_t start = apr_time_now();
+    hello_store_status st;
 
     *err = NULL;
-    return traced(t, "delete", username, start, t->inner->del(t->inner->ctx, pool, username, err),
-                  *err);
+    watch_begin(t);
+    st = t->inner->del(t->inner->ctx, pool, username, err);
+    watch_end(t);
+    return traced(t, "delete", username, start, st, *err);
 }
 
 static hello_metric_method metric_method(const request_rec *r)
@@ -644,7 +731,9 @@ static void request_store(request_rec *r, const hello_dir_conf *conf, hello_dbd_
     dbd->dbd = NULL;
     hello_dbd_store_init(inner, dbd);
     trace->inner = inner;
+    trace->dbd = dbd;
     trace->r = r;
+    trace->slot = -1;
     store->ctx = trace;
     store->get = traced_get;
     store->put = traced_put;
@@ -723,6 +812,17 @@ static int answer_json(request_rec *r, int status, const char *json)
     return OK;
 }
 
+/* An error answer of the health or metrics handler, with its reason in the
+ * request note like every other error the module answers. */
+static int answer_error(request_rec *r, int status, const char *reason)
+{
+    apr_table_setn(r->notes, HELLO_NOTE_ERROR, reason);
+    if (status == HTTP_METHOD_NOT_ALLOWED) {
+        apr_table_setn(r->headers_out, "Allow", "GET, HEAD");
+    }
+    return answer_json(r, status, hello_json_error(r->pool, reason));
+}
+
 /* GET answers whether a pooled connection runs the module's SELECT for real:
  * 200 {"status":"ok"} or 503 {"status":"unavailable","reason":"..."}. */
 static int hello_health_handler(request_rec *r)
@@ -740,9 +840,7 @@ static int hello_health_handler(request_rec *r)
         return DECLINED;
     }
     if (r->method_number != M_GET) {
-        apr_table_setn(r->headers_out, "Allow", "GET, HEAD");
-        return answer_json(r, HTTP_METHOD_NOT_ALLOWED,
-                           hello_json_error(r->pool, "method not allowed: use GET or HEAD"));
+        return answer_error(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET or HEAD");
     }
     conf = ap_get_module_config(r->per_dir_config, &hello_module);
     request_store(r, conf, &dbd, &inner, &trace, &store);
@@ -775,14 +873,11 @@ static int hello_metrics_handler(request_rec *r)
         return DECLINED;
     }
     if (r->method_number != M_GET) {
-        apr_table_setn(r->headers_out, "Allow", "GET, HEAD");
-        return answer_json(r, HTTP_METHOD_NOT_ALLOWED,
-                           hello_json_error(r->pool, "method not allowed: use GET or HEAD"));
+        return answer_error(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET or HEAD");
     }
     if (hello_counters == NULL) {
-        return answer_json(r, HTTP_SERVICE_UNAVAILABLE,
-                           hello_json_error(r->pool, "metrics are not available: see the "
-                                                     "error log at startup"));
+        return answer_error(r, HTTP_SERVICE_UNAVAILABLE,
+                            "metrics are not available: see the error log at startup");
     }
     text = hello_metrics_prometheus(r->pool, hello_counters);
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -902,6 +997,7 @@ static void hello_register_hooks(apr_pool_t *p)
     ap_hook_optional_fn_retrieve(hello_retrieve_dbd, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(hello_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(hello_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(hello_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(hello_translate_name, NULL, NULL, APR_HOOK_LAST);
     ap_hook_map_to_storage(hello_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(hello_handler, NULL, NULL, APR_HOOK_MIDDLE);

@@ -9,7 +9,8 @@ what=${1:-test}
 build="apache2 apache2-dev libaprutil1-dbd-mysql libjansson-dev pkg-config make gcc"
 run="$build mariadb-server mariadb-client"
 test="$run libcmocka-dev python3-pytest python3-requests python3-jsonschema python3-yaml
-      cppcheck clang clang-tidy clang-format libclang-rt-14-dev valgrind wrk curl"
+      cppcheck clang clang-tidy clang-format libclang-rt-14-dev valgrind wrk curl
+      galera-4 rsync"
 bench="$run wrk libapache2-mod-php php-mysql curl"
 docs="graphviz"
 package="$build build-essential debhelper dpkg-dev libaprutil1-dbd-sqlite3 sqlite3 curl"

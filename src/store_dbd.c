@@ -5,9 +5,11 @@
  * connection needs it, for the module's defaults. So a server or virtual
  * host that never serves mod_hello never prepares them, and a driver whose
  * SQL differs (sqlite3) only needs the statements it uses overridden. */
+#include <dlfcn.h>
 #include <string.h>
 
 #include <apr_dbd.h>
+#include <apr_time.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <mod_dbd.h>
@@ -134,6 +136,9 @@ static hello_store_status dbd_put(void *ctx, apr_pool_t *pool, const char *usern
         if (rv == 0 || attempt == HELLO_DBD_WRITE_ATTEMPTS || !conflict(dbd, rv)) {
             break;
         }
+        /* The write that won may not be applied on this node yet: run again
+         * at once and this one can lose to it a second time. */
+        apr_sleep(apr_time_from_msec(attempt));
     }
     if (rv != 0) {
         *err = driver_error(dbd, pool, rv, "upsert");
@@ -160,6 +165,27 @@ static hello_store_status dbd_del(void *ctx, apr_pool_t *pool, const char *usern
         return HELLO_STORE_UNAVAILABLE;
     }
     return nrows > 0 ? HELLO_STORE_OK : HELLO_STORE_NOT_FOUND;
+}
+
+typedef int (*mysql_get_socket_fn)(const void *mysql);
+
+int hello_dbd_socket(ap_dbd_t *dbd)
+{
+    /* Only the mysql driver loads the client library, so it is looked up
+     * at run time rather than linked. Threads racing here store the same
+     * address. */
+    static mysql_get_socket_fn get_socket;
+
+    if (dbd == NULL || strcmp(apr_dbd_name(dbd->driver), "mysql") != 0) {
+        return -1;
+    }
+    if (get_socket == NULL) {
+        get_socket = (mysql_get_socket_fn)dlsym(RTLD_DEFAULT, "mysql_get_socket");
+        if (get_socket == NULL) {
+            return -1;
+        }
+    }
+    return get_socket(apr_dbd_native_handle(dbd->driver, dbd->handle));
 }
 
 void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx)

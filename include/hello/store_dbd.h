@@ -34,4 +34,8 @@ typedef struct hello_dbd_store {
  * request rejected before touching the store never takes one. */
 void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx);
 
+/* The socket of a MySQL connection, or -1 (another driver, or the client
+ * library does not tell). */
+int hello_dbd_socket(ap_dbd_t *dbd);
+
 #endif

@@ -90,3 +90,8 @@ def make_httpd(tmp_path):
         server.stop()
     for server in servers:
         server.assert_healthy()
+
+
+# ---- fixtures of test_operations.py and test_outages.py (defined in opstest.py) ----------
+
+from opstest import make_ops_httpd, pinned_module, private_db  # noqa: E402,F401
