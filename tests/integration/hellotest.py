@@ -182,7 +182,7 @@ class MariaDB:
 
     def dbd_params(self):
         return (f"host=127.0.0.1 port={self.port} user=hello pass={self.password} "
-                "dbname=hello reconnect=0 connecttimeout=2 readtimeout=5 writetimeout=5")
+                "dbname=hello reconnect=0 group=mod_hello")
 
 
 # ---- httpd ----------------------------------------------------------------

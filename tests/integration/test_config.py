@@ -218,7 +218,7 @@ def test_server_level_limits_are_inherited(db, make_httpd, names):
 
 def test_server_level_retry_after_is_inherited(make_httpd, names):
     server = make_httpd(dbd_params=f"host=127.0.0.1 port={ht.free_port()} user=hello pass=x "
-                                   "dbname=hello reconnect=0 connecttimeout=2",
+                                   "dbname=hello reconnect=0 group=mod_hello",
                         extra="HelloRetryAfter 11", locations={"/hello": "",
                                                                "/own": "HelloRetryAfter 3"})
     client = server.client()

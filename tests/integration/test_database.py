@@ -116,7 +116,7 @@ def test_query_failure_is_503(own_db, make_httpd, names):
 def test_database_never_reachable_is_503(make_httpd, names):
     """httpd starts with the database unreachable (DBDMin 0) and answers 503."""
     server = make_httpd(dbd_params=f"host=127.0.0.1 port={ht.free_port()} user=hello "
-                                   "pass=x dbname=hello reconnect=0 connecttimeout=2")
+                                   "pass=x dbname=hello reconnect=0 group=mod_hello")
     client = server.client()
     assert_503(client.get(f"/hello/{names.new()}"), 5)
     assert_503(client.put_date(f"/hello/{names.new()}", "1990-01-01"), 5)
