@@ -2,7 +2,7 @@
 # Shared by the fleet/ scripts (sourced, not run). A fleet is a 3-node
 # MariaDB Galera cluster, Apache nodes with mod_hello and an Apache front
 # balancer, all on loopback addresses, with its state under
-# build/fleet/<name>/ in the checkout. See fleet/ARCHITECTURE-FLEET.md.
+# build/fleet/<name>/ in the checkout. See docs/architecture.md.
 #
 # Settings (environment; fleet-up records them in build/fleet/<name>/fleet.env,
 # which every later command reads back, so only FLEET_NAME matters then):
