@@ -30,9 +30,11 @@ def _config_text_prefork(self):
     """One process with one thread: httpd -X on the event MPM exits with its
     worker threads still running, which makes its own shutdown unreliable
     under memcheck; prefork's single thread exits cleanly."""
-    return _config_text(self).replace(
+    text = _config_text(self).replace(
         "LoadModule mpm_event_module   {0}/mod_mpm_event.so".format(ht.MODULES_DIR),
         "LoadModule mpm_prefork_module {0}/mod_mpm_prefork.so".format(ht.MODULES_DIR))
+    # Threads are the event MPM's; prefork refuses the directive.
+    return re.sub(r"^ThreadsPerChild.*$", "", text, flags=re.M)
 
 
 def _start(self):
@@ -44,14 +46,17 @@ def _start(self):
            "--keep-debuginfo=yes",
            f"--suppressions={SUPPRESSIONS}", f"--log-file={log}",
            ht.APACHE2, "-X", "-d", str(self.root), "-f", str(self.conf)]
+    self._stderr = open(LOG_DIR / f"httpd.{self.port}.stderr", "wb")
     self._valgrind = subprocess.Popen(cmd, env={**os.environ, **self.env},
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=self._stderr,
                                       start_new_session=True)
     try:
         ht.wait_until(self._answers, 120, interval=0.2, what=f"httpd under valgrind on {self.port}")
     except TimeoutError:
         self._valgrind.kill()
-        raise RuntimeError(f"httpd under valgrind did not answer:\n{self.error_log_text()[-3000:]}")
+        stderr = (LOG_DIR / f"httpd.{self.port}.stderr").read_text(errors="replace")
+        raise RuntimeError(f"httpd under valgrind did not answer:\n{stderr[-2000:]}"
+                           f"\n{self.error_log_text()[-3000:]}")
     return self
 
 
