@@ -937,7 +937,7 @@ static const char *core_error_reason(request_rec *r, int status)
     case HTTP_REQUEST_URI_TOO_LARGE:
         return "the URL is too long";
     case HTTP_NOT_IMPLEMENTED:
-        return "method not implemented: use GET, HEAD or PUT";
+        return "method unknown to the server: use GET, HEAD or PUT";
     default: {
         const char *line = ap_get_status_line(status);
         return line && strlen(line) > 4 ? line + 4 : "error";
