@@ -164,6 +164,28 @@ test: deps-test
 	$(MAKE) test-valgrind
 	$(MAKE) test-fleet
 
+# ---- the benchmark (docs/performance.md; not part of make test) -------------
+
+.PHONY: bench bench-memory bench-profile deps-bench
+deps-bench:
+	@scripts/install-deps.sh bench
+
+# wrk against mod_hello, a static file of the same size on the same Apache,
+# and the PHP + PDO peer on mod_php; writes bench/results.md and .json.
+bench: deps-bench
+	$(MAKE) module
+	$(PYTHON) bench/bench.py run
+
+# RSS of each child after 10,000 and 1,000,000 requests: bench/memory.md.
+bench-memory: deps-bench
+	$(MAKE) module
+	$(PYTHON) bench/bench.py memory
+
+# callgrind of httpd -X: instructions per request by object and function.
+bench-profile: deps-bench
+	$(MAKE) module
+	$(PYTHON) bench/bench.py profile
+
 # ---- a fleet on this machine (docs/architecture.md) ------------------------
 
 # A 3-node MariaDB Galera cluster, two Apache nodes with the module and a

@@ -11,7 +11,7 @@ run="$build mariadb-server mariadb-client"
 test="$run libcmocka-dev python3-pytest python3-requests python3-jsonschema python3-yaml
       cppcheck clang clang-tidy clang-format libclang-rt-14-dev valgrind wrk curl
       galera-4 rsync"
-bench="$run wrk libapache2-mod-php php-mysql curl"
+bench="$run wrk libapache2-mod-php php-mysql curl valgrind"
 docs="graphviz"
 package="$build build-essential debhelper dpkg-dev libaprutil1-dbd-sqlite3 sqlite3 curl"
 
