@@ -13,8 +13,8 @@ PYTHON   ?= /usr/bin/python3
 BUILD    := build
 
 SRC      := src/date.c src/validate.c src/json.c src/core.c src/metrics.c src/watchdog.c \
-            src/store_dbd.c
-CORE_SRC := src/date.c src/validate.c src/json.c src/core.c src/metrics.c
+            src/park.c src/store_dbd.c
+CORE_SRC := src/date.c src/validate.c src/json.c src/core.c src/metrics.c src/park.c
 HDRS     := $(wildcard include/hello/*.h)
 WARN     := -Wall -Wextra -Werror
 
@@ -68,7 +68,7 @@ deps-test:
 
 # ---- tests ----------------------------------------------------------------
 
-UNIT_TESTS := test_date test_validate test_json test_core
+UNIT_TESTS := test_date test_validate test_json test_core test_park
 UNIT_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Iinclude $(APR_CFLAGS)
 UNIT_LIBS := -lcmocka -ljansson $(APR_LIBS)
 

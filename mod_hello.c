@@ -24,6 +24,7 @@
 #include "hello/core.h"
 #include "hello/json.h"
 #include "hello/metrics.h"
+#include "hello/park.h"
 #include "hello/store_dbd.h"
 #include "hello/watchdog.h"
 #include "ap_mpm.h"
@@ -60,7 +61,8 @@ typedef struct hello_dir_conf {
 } hello_dir_conf;
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) * hello_dbd_prepare;
-static APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) * hello_dbd_acquire;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) * hello_dbd_open;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) * hello_dbd_close;
 
 static const char *const hello_no_dbd =
     "mod_hello needs mod_dbd: load it before mod_hello "
@@ -68,9 +70,10 @@ static const char *const hello_no_dbd =
 
 static void hello_retrieve_dbd(void)
 {
-    if (hello_dbd_prepare == NULL || hello_dbd_acquire == NULL) {
+    if (hello_dbd_prepare == NULL || hello_dbd_open == NULL || hello_dbd_close == NULL) {
         hello_dbd_prepare = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
-        hello_dbd_acquire = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_acquire);
+        hello_dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+        hello_dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
     }
 }
 
@@ -253,7 +256,7 @@ static int hello_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
     (void)plog;
     (void)ptemp;
     hello_retrieve_dbd();
-    if (hello_dbd_prepare == NULL || hello_dbd_acquire == NULL) {
+    if (hello_dbd_prepare == NULL || hello_dbd_open == NULL || hello_dbd_close == NULL) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "%s", hello_no_dbd);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -351,6 +354,12 @@ static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     return OK;
 }
 
+/* This child's parked database connections; NULL if it could not be made. */
+static hello_park *hello_conn_park;
+
+/* Seconds a connection may stay parked unused before it goes back to mod_dbd. */
+#define HELLO_PARK_IDLE_LIMIT apr_time_from_sec(60)
+
 /* This child's watchdog for database calls that never return; NULL with
  * HelloDBDTimeout 0 or when it could not start. */
 static hello_watchdog *hello_wd;
@@ -364,6 +373,18 @@ static void log_watchdog(void *baton, int sockets, apr_interval_time_t overdue)
                  apr_time_as_msec(overdue), sockets);
 }
 
+static void *park_open(void *baton, void *key, apr_pool_t *pool)
+{
+    (void)baton;
+    return hello_dbd_open(pool, (server_rec *)key);
+}
+
+static void park_close(void *baton, void *key, void *conn)
+{
+    (void)baton;
+    hello_dbd_close((server_rec *)key, (ap_dbd_t *)conn);
+}
+
 static void hello_child_init(apr_pool_t *pchild, server_rec *s)
 {
     hello_srv_conf *conf = ap_get_module_config(s->module_config, &hello_module);
@@ -371,11 +392,21 @@ static void hello_child_init(apr_pool_t *pchild, server_rec *s)
     int threads = 0;
     apr_status_t rv;
 
-    if (timeout == 0) {
-        return;
-    }
     if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) {
         threads = 1;
+    }
+    /* At most one connection per thread is out at a time, so the park never
+     * needs more room than that. */
+    rv = hello_park_create(&hello_conn_park, pchild, threads, HELLO_PARK_IDLE_LIMIT, park_open,
+                           park_close, NULL);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "mod_hello: cannot create the connection park; every request will "
+                     "take its connection from mod_dbd, which checks it first");
+        hello_conn_park = NULL;
+    }
+    if (timeout == 0) {
+        return;
     }
     rv = hello_watchdog_create(&hello_wd, pchild, threads, apr_time_from_sec(timeout), log_watchdog,
                                s);
@@ -536,9 +567,37 @@ static hello_read_result read_body(void *ctx, apr_pool_t *pool, size_t max, cons
     return HELLO_READ_OK;
 }
 
-static ap_dbd_t *acquire_for_request(void *arg)
+/* The store's connections: from this child's park (include/hello/park.h),
+ * keyed by the request's server, whose mod_dbd pool they come from. */
+static ap_dbd_t *acquire_for_request(void *arg, int tries, int *reused)
 {
-    return hello_dbd_acquire((request_rec *)arg);
+    request_rec *r = arg;
+
+    if (hello_conn_park == NULL) {
+        *reused = 0;
+        return hello_dbd_open(r->pool, r->server);
+    }
+    return hello_park_take(hello_conn_park, r->server, r->pool, tries, reused);
+}
+
+static void release_for_request(void *arg, ap_dbd_t *dbd, int keep)
+{
+    request_rec *r = arg;
+
+    /* With DBDPersist Off mod_dbd opens a once-only connection in a subpool
+     * of the pool it was given (the request's): never park one of those. */
+    if (hello_conn_park == NULL || apr_pool_parent_get(dbd->pool) == r->pool) {
+        hello_dbd_close(r->server, dbd);
+        return;
+    }
+    hello_park_give(hello_conn_park, r->server, dbd, keep);
+}
+
+static int flush_for_request(void *arg)
+{
+    request_rec *r = arg;
+
+    return hello_conn_park ? hello_park_flush(hello_conn_park, r->server) : 0;
 }
 
 /* The path of the longest <Location> enclosing r->uri whose SetHandler is
@@ -640,8 +699,11 @@ static hello_store_status traced(traced_store *t, const char *op, const char *us
         hello_metrics_db_error(hello_counters);
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, t->r,
-                  "mod_hello: store %s %s: %s%s%s (%" APR_TIME_T_FMT " us)", op, username,
-                  store_status_names[st], err ? ": " : "", err ? err : "", apr_time_now() - start);
+                  "mod_hello: store %s %s: %s%s%s (%" APR_TIME_T_FMT
+                  " us, %s connection%s)",
+                  op, username, store_status_names[st], err ? ": " : "", err ? err : "",
+                  apr_time_now() - start, t->dbd->reused ? "parked" : "checked",
+                  t->dbd->replaced ? ", after replacing a dead parked one" : "");
     return st;
 }
 
@@ -715,7 +777,9 @@ static void request_store(request_rec *r, const hello_dir_conf *conf, hello_dbd_
                           hello_store *inner, traced_store *trace, hello_store *store)
 {
     dbd->acquire = acquire_for_request;
-    dbd->acquire_arg = r;
+    dbd->release = release_for_request;
+    dbd->flush = flush_for_request;
+    dbd->arg = r;
     /* A directive's statement was prepared by mod_dbd under its label; a
      * default is prepared on the connection when first needed. */
     dbd->get.label = conf->get_label ? conf->get_label : HELLO_DEFAULT_GET_LABEL;
@@ -728,7 +792,6 @@ static void request_store(request_rec *r, const hello_dir_conf *conf, hello_dbd_
         dbd->del.label = conf->del_label ? conf->del_label : HELLO_DEFAULT_DEL_LABEL;
         dbd->del.sql = conf->del_label ? NULL : HELLO_DEFAULT_DEL_QUERY;
     }
-    dbd->dbd = NULL;
     hello_dbd_store_init(inner, dbd);
     trace->inner = inner;
     trace->dbd = dbd;
@@ -774,6 +837,7 @@ static int hello_handler(request_rec *r)
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_hello: %s %s (location %s)", r->method,
                   r->uri, req.base ? req.base : "/");
     hello_handle(&req, &store, r->pool, &resp);
+    hello_dbd_store_done(&dbd);
 
     if (resp.status >= 500) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_hello: %s %s answered %d: %s", r->method,
@@ -846,6 +910,7 @@ static int hello_health_handler(request_rec *r)
     request_store(r, conf, &dbd, &inner, &trace, &store);
     /* No username is empty, so this reads no row, but it runs the statement. */
     st = store.get(store.ctx, r->pool, "", &dob, &err);
+    hello_dbd_store_done(&dbd);
     if (hello_counters) {
         hello_metrics_health(hello_counters, st != HELLO_STORE_UNAVAILABLE);
     }

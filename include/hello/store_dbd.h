@@ -7,9 +7,17 @@
 
 #include "hello/store.h"
 
-/* Returns a pooled connection for the current request, or NULL when the
- * database cannot be reached (mod_dbd has logged why). */
-typedef ap_dbd_t *(*hello_dbd_acquire_fn)(void *arg);
+/* Takes a connection for the current request: a parked one that nothing
+ * has checked since its last use (*reused = 1), or one mod_dbd has just
+ * checked (tries: how many times to ask it, see hello_park_take). NULL when
+ * the database cannot be reached (mod_dbd has logged why). */
+typedef ap_dbd_t *(*hello_dbd_acquire_fn)(void *arg, int tries, int *reused);
+/* Gives it back: to be parked for the next request, or with keep = 0 (it
+ * is broken) straight back to mod_dbd. */
+typedef void (*hello_dbd_release_fn)(void *arg, ap_dbd_t *dbd, int keep);
+/* Hands every parked connection back to mod_dbd, which checks each before
+ * lending it again; returns how many. */
+typedef int (*hello_dbd_flush_fn)(void *arg);
 
 /* One statement: the label it has on a connection, and, for the module's
  * defaults, the SQL to prepare there the first time a request needs it.
@@ -22,17 +30,33 @@ typedef struct hello_dbd_statement {
 
 typedef struct hello_dbd_store {
     hello_dbd_acquire_fn acquire;
-    void *acquire_arg;
+    hello_dbd_release_fn release;
+    hello_dbd_flush_fn flush;
+    void *arg;
     hello_dbd_statement get; /* SELECT date_of_birth ... WHERE username = %s */
     hello_dbd_statement put; /* the upsert: username, date */
     hello_dbd_statement del; /* DELETE ... WHERE username = %s; label NULL: no DELETE */
-    ap_dbd_t *dbd;           /* set on first use; NULL before */
+    ap_dbd_t *dbd;           /* set on first use; NULL before and after */
+    int reused;              /* dbd came from the park: unchecked */
+    int tries;               /* for the next acquire; 0 means 1 */
+    int replaced;            /* dead parked connections replaced in this request */
 } hello_dbd_store;
 
 /* Fills *store to use ctx, which lives as long as the request (its dbd
- * starts NULL). The connection is acquired lazily on first use, so a
- * request rejected before touching the store never takes one. */
+ * starts NULL, the counters 0). The connection is taken lazily on first use,
+ * so a request rejected before touching the store never takes one.
+ *
+ * A statement that fails on a parked (unchecked) connection whose check then
+ * fails too ran on a dead connection: the store hands that connection and
+ * every other parked one back to mod_dbd and runs the statement once more
+ * on a connection mod_dbd has checked. The statements are safe to run
+ * twice: a SELECT, an upsert of one value, a DELETE (which then answers
+ * "not found" if its first run had removed the row). */
 void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx);
+
+/* Gives the request's connection back (see hello_dbd_release_fn), if it
+ * took one. Call once the store is no longer needed. */
+void hello_dbd_store_done(hello_dbd_store *ctx);
 
 /* The socket of a MySQL connection, or -1 (another driver, or the client
  * library does not tell). */

@@ -1,0 +1,474 @@
+/* Unit tests for src/park.c: the parked connections in front of mod_dbd.
+ *
+ * A fake pool plays mod_dbd: open hands out numbered connections (or NULL
+ * as told), close records what came back. The last test runs threads
+ * against a fake pool that, like mod_dbd's reslist, makes open wait while
+ * its maximum is out, to show that parking never starves a waiting thread. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+
+#include "fake_store.h"
+#include "hello/park.h"
+
+#define LONG_IDLE apr_time_from_sec(3600)
+
+/* ---- a fake mod_dbd --------------------------------------------------------- */
+
+typedef struct fake_conn {
+    int id;
+    void *key; /* the key it was opened for */
+} fake_conn;
+
+typedef struct fake_dbd {
+    fake_conn conns[64];
+    int opened;
+    int fail_next;       /* open answers NULL this many times first */
+    int open_calls;
+    fake_conn *closed[64];
+    void *closed_keys[64];
+    int nclosed;
+    hello_park *park;    /* for the open that gives back while it runs */
+    fake_conn *give_during_open;
+    apr_interval_time_t open_sleep;
+} fake_dbd;
+
+static void *fake_open(void *baton, void *key, apr_pool_t *pool)
+{
+    fake_dbd *f = baton;
+    fake_conn *c;
+
+    (void)pool;
+    f->open_calls++;
+    if (f->give_during_open) {
+        /* Another request finishes while this one waits in mod_dbd. */
+        fake_conn *g = f->give_during_open;
+        f->give_during_open = NULL;
+        hello_park_give(f->park, g->key, g, 1);
+    }
+    if (f->open_sleep) {
+        apr_sleep(f->open_sleep);
+    }
+    if (f->fail_next > 0) {
+        f->fail_next--;
+        return NULL;
+    }
+    c = &f->conns[f->opened];
+    c->id = ++f->opened;
+    c->key = key;
+    return c;
+}
+
+static void fake_close(void *baton, void *key, void *conn)
+{
+    fake_dbd *f = baton;
+
+    assert_true(f->nclosed < 64);
+    f->closed[f->nclosed] = conn;
+    f->closed_keys[f->nclosed] = key;
+    f->nclosed++;
+}
+
+static hello_park *new_park(apr_pool_t *pool, fake_dbd *f, int capacity,
+                            apr_interval_time_t idle)
+{
+    hello_park *park = NULL;
+
+    memset(f, 0, sizeof(*f));
+    assert_int_equal(hello_park_create(&park, pool, capacity, idle, fake_open, fake_close, f),
+                     APR_SUCCESS);
+    f->park = park;
+    return park;
+}
+
+static int KEY1, KEY2; /* their addresses are the keys */
+
+/* ---- tests ------------------------------------------------------------------- */
+
+static void test_reuse_without_open(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
+    hello_park_stats st;
+    int reused = -1;
+    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+
+    assert_non_null(a);
+    assert_int_equal(reused, 0);
+    assert_int_equal(f.open_calls, 1);
+    hello_park_give(park, &KEY1, a, 1);
+    for (int i = 0; i < 5; i++) {
+        fake_conn *again = hello_park_take(park, &KEY1, *state, 1, &reused);
+        assert_ptr_equal(again, a);
+        assert_int_equal(reused, 1);
+        hello_park_give(park, &KEY1, again, 1);
+    }
+    assert_int_equal(f.open_calls, 1);
+    assert_int_equal(f.nclosed, 0);
+    hello_park_stats_get(park, &st);
+    assert_int_equal(st.reused, 5);
+    assert_int_equal(st.opened, 1);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.returned, 0);
+    assert_int_equal(st.parked, 1);
+}
+
+static void test_last_in_first_out(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
+    int reused;
+    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *b = hello_park_take(park, &KEY1, *state, 1, &reused);
+
+    assert_ptr_not_equal(a, b);
+    hello_park_give(park, &KEY1, a, 1);
+    hello_park_give(park, &KEY1, b, 1);
+    assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), b);
+    assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), a);
+    assert_int_equal(reused, 1);
+    assert_int_equal(f.open_calls, 2);
+}
+
+static void test_not_kept_goes_back(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
+    hello_park_stats st;
+    int reused;
+    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+
+    hello_park_give(park, &KEY1, a, 0);
+    assert_int_equal(f.nclosed, 1);
+    assert_ptr_equal(f.closed[0], a);
+    assert_ptr_equal(f.closed_keys[0], &KEY1);
+    assert_ptr_not_equal(hello_park_take(park, &KEY1, *state, 1, &reused), a);
+    assert_int_equal(reused, 0);
+    hello_park_stats_get(park, &st);
+    assert_int_equal(st.returned, 1);
+    assert_int_equal(st.parked, 0);
+}
+
+static void test_full_park_hands_back(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 2, LONG_IDLE);
+    int reused;
+    fake_conn *c[3];
+
+    for (int i = 0; i < 3; i++) {
+        c[i] = hello_park_take(park, &KEY1, *state, 1, &reused);
+    }
+    for (int i = 0; i < 3; i++) {
+        hello_park_give(park, &KEY1, c[i], 1);
+    }
+    assert_int_equal(f.nclosed, 1);
+    assert_ptr_equal(f.closed[0], c[2]);
+}
+
+static void test_keys_apart_and_others_handed_back(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
+    int reused;
+    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *b;
+
+    hello_park_give(park, &KEY1, a, 1);
+    /* KEY2 has none parked: it must not get KEY1's, and KEY1's goes back
+     * (it may be the one KEY2's open would wait for). */
+    b = hello_park_take(park, &KEY2, *state, 1, &reused);
+    assert_ptr_not_equal(b, a);
+    assert_int_equal(reused, 0);
+    assert_ptr_equal(b->key, &KEY2);
+    assert_int_equal(f.nclosed, 1);
+    assert_ptr_equal(f.closed[0], a);
+    assert_ptr_equal(f.closed_keys[0], &KEY1);
+    /* While KEY2's connection is parked, KEY2 gets it back. */
+    hello_park_give(park, &KEY2, b, 1);
+    assert_ptr_equal(hello_park_take(park, &KEY2, *state, 1, &reused), b);
+    assert_int_equal(reused, 1);
+}
+
+static void test_nothing_parked_while_a_thread_waits(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
+    int reused;
+    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *b;
+
+    /* a is given back while the next take is inside open: it must go back
+     * to the pool the waiting open draws from, not into the park. */
+    f.give_during_open = a;
+    b = hello_park_take(park, &KEY1, *state, 1, &reused);
+    assert_non_null(b);
+    assert_int_equal(f.nclosed, 1);
+    assert_ptr_equal(f.closed[0], a);
+    /* Once nobody waits, connections are parked again. */
+    hello_park_give(park, &KEY1, b, 1);
+    assert_int_equal(f.nclosed, 1);
+    assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), b);
+}
+
+static void test_idle_connection_trimmed(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, apr_time_from_msec(20));
+    int reused;
+    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *b = hello_park_take(park, &KEY1, *state, 1, &reused);
+
+    hello_park_give(park, &KEY1, a, 1);
+    apr_sleep(apr_time_from_msec(40));
+    hello_park_give(park, &KEY1, b, 1);
+    /* a waited longer than the limit: handed back at b's give. */
+    assert_int_equal(f.nclosed, 1);
+    assert_ptr_equal(f.closed[0], a);
+    assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), b);
+    /* A lone connection is kept however long it waits. */
+    hello_park_give(park, &KEY1, b, 1);
+    apr_sleep(apr_time_from_msec(40));
+    assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), b);
+    assert_int_equal(f.nclosed, 1);
+}
+
+static void test_flush_one_key(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 8, LONG_IDLE);
+    int reused;
+    fake_conn *k1[3];
+    fake_conn *k2;
+
+    for (int i = 0; i < 3; i++) {
+        k1[i] = hello_park_take(park, &KEY1, *state, 1, &reused);
+    }
+    for (int i = 0; i < 3; i++) {
+        hello_park_give(park, &KEY1, k1[i], 1);
+    }
+    k2 = hello_park_take(park, &KEY2, *state, 1, &reused); /* hands KEY1's back */
+    assert_int_equal(f.nclosed, 3);
+    k1[0] = hello_park_take(park, &KEY1, *state, 1, &reused); /* hands KEY2's back: none */
+    hello_park_give(park, &KEY2, k2, 1);
+    hello_park_give(park, &KEY1, k1[0], 1);
+    assert_int_equal(hello_park_flush(park, &KEY1), 1);
+    assert_int_equal(f.nclosed, 4);
+    assert_ptr_equal(f.closed[3], k1[0]);
+    assert_int_equal(hello_park_flush(park, &KEY1), 0);
+    /* KEY2's is still there. */
+    assert_ptr_equal(hello_park_take(park, &KEY2, *state, 1, &reused), k2);
+    assert_int_equal(reused, 1);
+}
+
+static void test_open_tried_again(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
+    hello_park_stats st;
+    int reused;
+
+    f.fail_next = 2;
+    assert_null(hello_park_take(park, &KEY1, *state, 2, &reused));
+    assert_int_equal(f.open_calls, 2);
+    f.fail_next = 2;
+    assert_non_null(hello_park_take(park, &KEY1, *state, 3, &reused));
+    assert_int_equal(f.open_calls, 5);
+    f.fail_next = 5;
+    assert_null(hello_park_take(park, &KEY1, *state, 0, &reused)); /* 0: once */
+    assert_int_equal(f.open_calls, 6);
+    hello_park_stats_get(park, &st);
+    assert_int_equal(st.opened, 1);
+    assert_int_equal(st.failed, 2);
+}
+
+static void test_open_retries_bounded_in_time(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
+    int reused;
+
+    /* Each open takes 0.6 s and fails: within the one-second budget there
+     * is room for a second try, not a third. */
+    f.fail_next = 100;
+    f.open_sleep = apr_time_from_msec(600);
+    assert_null(hello_park_take(park, &KEY1, *state, 50, &reused));
+    assert_int_equal(f.open_calls, 2);
+}
+
+static void test_pool_cleanup_hands_all_back(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    apr_pool_t *child = NULL;
+    hello_park *park;
+    int reused;
+    fake_conn *c[3];
+
+    assert_int_equal(apr_pool_create(&child, *state), APR_SUCCESS);
+    park = new_park(child, &f, 4, LONG_IDLE);
+    for (int i = 0; i < 3; i++) {
+        c[i] = hello_park_take(park, &KEY1, *state, 1, &reused);
+    }
+    for (int i = 0; i < 3; i++) {
+        hello_park_give(park, &KEY1, c[i], 1);
+    }
+    assert_int_equal(f.nclosed, 0);
+    apr_pool_destroy(child);
+    assert_int_equal(f.nclosed, 3);
+}
+
+/* ---- threads against a pool with a maximum ------------------------------- */
+
+/* Like mod_dbd's reslist: at most max connections exist; open waits while
+ * all are out, close puts one back and wakes a waiter. */
+typedef struct bounded_dbd {
+    apr_thread_mutex_t *lock;
+    apr_thread_cond_t *cond;
+    fake_conn conns[8];
+    fake_conn *idle[8];
+    int nidle;
+    int total;
+    int max;
+    int out;     /* taken from this pool and not back (parked ones included) */
+    int max_out;
+} bounded_dbd;
+
+static void *bounded_open(void *baton, void *key, apr_pool_t *pool)
+{
+    bounded_dbd *b = baton;
+    fake_conn *c;
+
+    (void)key;
+    (void)pool;
+    apr_thread_mutex_lock(b->lock);
+    while (b->nidle == 0 && b->total == b->max) {
+        apr_thread_cond_wait(b->cond, b->lock);
+    }
+    if (b->nidle > 0) {
+        c = b->idle[--b->nidle];
+    }
+    else {
+        c = &b->conns[b->total];
+        c->id = ++b->total;
+    }
+    b->out++;
+    b->max_out = b->out > b->max_out ? b->out : b->max_out;
+    apr_thread_mutex_unlock(b->lock);
+    return c;
+}
+
+static void bounded_close(void *baton, void *key, void *conn)
+{
+    bounded_dbd *b = baton;
+
+    (void)key;
+    apr_thread_mutex_lock(b->lock);
+    b->idle[b->nidle++] = conn;
+    b->out--;
+    apr_thread_cond_signal(b->cond);
+    apr_thread_mutex_unlock(b->lock);
+}
+
+typedef struct worker_arg {
+    hello_park *park;
+    void *key;
+    apr_pool_t *pool;
+    int rounds;
+    volatile int *in_use; /* per connection id: nonzero while a worker holds it */
+    int conflicts;
+} worker_arg;
+
+static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *data)
+{
+    worker_arg *w = data;
+
+    for (int i = 0; i < w->rounds; i++) {
+        int reused;
+        fake_conn *c = hello_park_take(w->park, w->key, w->pool, 1, &reused);
+        if (c == NULL || __sync_fetch_and_add(&w->in_use[c->id], 1) != 0) {
+            w->conflicts++;
+        }
+        if ((i & 7) == 0) {
+            apr_thread_yield();
+        }
+        if (c != NULL) {
+            __sync_fetch_and_sub(&w->in_use[c->id], 1);
+            hello_park_give(w->park, w->key, c, (i % 97) != 0);
+        }
+    }
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+static void test_threads_never_starve(void **state)
+{
+    enum { THREADS = 8, ROUNDS = 20000 };
+    bounded_dbd b;
+    hello_park *park = NULL;
+    apr_thread_t *threads[THREADS];
+    worker_arg args[THREADS];
+    volatile int in_use[16] = { 0 };
+    apr_pool_t *child = NULL;
+
+    memset(&b, 0, sizeof(b));
+    b.max = 2; /* far fewer connections than threads, as with a small DBDMax */
+    assert_int_equal(apr_thread_mutex_create(&b.lock, APR_THREAD_MUTEX_DEFAULT, *state),
+                     APR_SUCCESS);
+    assert_int_equal(apr_thread_cond_create(&b.cond, *state), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&child, *state), APR_SUCCESS);
+    assert_int_equal(hello_park_create(&park, child, THREADS, LONG_IDLE, bounded_open,
+                                       bounded_close, &b),
+                     APR_SUCCESS);
+    /* A deadlock hangs here: fail instead. */
+    alarm(120);
+    for (int i = 0; i < THREADS; i++) {
+        args[i] = (worker_arg){ park, i % 2 ? &KEY1 : &KEY2, *state, ROUNDS, in_use, 0 };
+        assert_int_equal(apr_thread_create(&threads[i], NULL, worker, &args[i], *state),
+                         APR_SUCCESS);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        apr_status_t rv;
+        apr_thread_join(&rv, threads[i]);
+        assert_int_equal(args[i].conflicts, 0);
+    }
+    alarm(0);
+    assert_true(b.max_out <= b.max);
+    assert_true(b.total <= b.max);
+    apr_pool_destroy(child);
+    /* Every connection is back in the pool once the park is gone. */
+    assert_int_equal(b.out, 0);
+    assert_int_equal(b.nidle, b.total);
+}
+
+#define POOL_TEST(f) cmocka_unit_test_setup_teardown(f, unit_pool_setup, unit_pool_teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        POOL_TEST(test_reuse_without_open),
+        POOL_TEST(test_last_in_first_out),
+        POOL_TEST(test_not_kept_goes_back),
+        POOL_TEST(test_full_park_hands_back),
+        POOL_TEST(test_keys_apart_and_others_handed_back),
+        POOL_TEST(test_nothing_parked_while_a_thread_waits),
+        POOL_TEST(test_idle_connection_trimmed),
+        POOL_TEST(test_flush_one_key),
+        POOL_TEST(test_open_tried_again),
+        POOL_TEST(test_open_retries_bounded_in_time),
+        POOL_TEST(test_pool_cleanup_hands_all_back),
+        POOL_TEST(test_threads_never_starve),
+    };
+
+    return cmocka_run_group_tests_name("park", tests, unit_group_setup, unit_group_teardown);
+}
