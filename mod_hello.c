@@ -40,7 +40,8 @@
 #define HELLO_DEFAULT_RETRY_AFTER 5
 #define HELLO_DEFAULT_DBD_TIMEOUT 10
 
-#define HELLO_DEFAULT_GET_QUERY "SELECT date_of_birth FROM hello_users WHERE username = %s"
+#define HELLO_DEFAULT_GET_QUERY \
+    "SELECT CAST(date_of_birth AS CHAR) FROM hello_users WHERE username = %s"
 #define HELLO_DEFAULT_PUT_QUERY                                          \
     "INSERT INTO hello_users (username, date_of_birth) VALUES (%s, %s) " \
     "ON DUPLICATE KEY UPDATE date_of_birth = VALUES(date_of_birth)"
@@ -699,9 +700,8 @@ static hello_store_status traced(traced_store *t, const char *op, const char *us
         hello_metrics_db_error(hello_counters);
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, t->r,
-                  "mod_hello: store %s %s: %s%s%s (%" APR_TIME_T_FMT
-                  " us, %s connection%s)",
-                  op, username, store_status_names[st], err ? ": " : "", err ? err : "",
+                  "mod_hello: store %s %s: %s%s%s (%" APR_TIME_T_FMT " us, %s connection%s)", op,
+                  username, store_status_names[st], err ? ": " : "", err ? err : "",
                   apr_time_now() - start, t->dbd->reused ? "parked" : "checked",
                   t->dbd->replaced ? ", after replacing a dead parked one" : "");
     return st;

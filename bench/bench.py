@@ -26,6 +26,7 @@ Settings (environment):
   BENCH_USERS=100000     seeded users
   BENCH_PUT_PERCENT=10   share of PUTs in the mix
   BENCH_OUTDIR=bench     where results.md/.json (memory.md/.json, profile.md) go
+  BENCH_MODULE=build/mod_hello.so   the module the mod_hello Apache loads (to compare builds)
   BENCH_HELLO_CHILDREN=2 BENCH_HELLO_THREADS=128 BENCH_DBDMAX=64 BENCH_PHP_WORKERS=160
   BENCH_LOGLEVEL=warn    both Apaches' LogLevel (e.g. "warn mpm_event:debug")
   BENCH_HELLO_CONF, BENCH_PHP_CONF   lines appended to either Apache's config
@@ -54,7 +55,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 RUN = os.path.join(ROOT, "build", "bench")
 SANDBOX = os.path.join(ROOT, "scripts", "mariadb-sandbox")
-MODULE = os.path.join(ROOT, "build", "mod_hello.so")
+MODULE = os.path.abspath(os.environ.get("BENCH_MODULE") or os.path.join(ROOT, "build", "mod_hello.so"))
 LUA = os.path.join(BENCH, "wrk", "bench.lua")
 DBPASS = "benchpass"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

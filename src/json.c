@@ -12,6 +12,9 @@ static apr_status_t json_release(void *data)
     return APR_SUCCESS;
 }
 
+/* {"dateOfBirth":" before the date of the canonical body. */
+#define HELLO_CANONICAL_HEAD "{\"dateOfBirth\":\""
+
 hello_body_result hello_body_parse(apr_pool_t *pool, const char *body, size_t len, hello_date *dob)
 {
     json_error_t error;
@@ -20,6 +23,17 @@ hello_body_result hello_body_parse(apr_pool_t *pool, const char *body, size_t le
 
     if (body == NULL || len == 0) {
         return HELLO_BODY_NOT_JSON;
+    }
+    /* The body every client sends, byte for byte: no parser needed. Only
+     * a valid date takes this path, and with ten digits and dashes between
+     * the quotes the body is exactly the one-member object jansson would
+     * accept; anything else (spacing, other members, a bad date) goes to
+     * jansson, so every answer stays the same. */
+    if (len == sizeof(HELLO_CANONICAL_HEAD) - 1 + HELLO_DATE_LEN + 2 &&
+        memcmp(body, HELLO_CANONICAL_HEAD, sizeof(HELLO_CANONICAL_HEAD) - 1) == 0 &&
+        memcmp(body + len - 2, "\"}", 2) == 0 &&
+        hello_date_parse(body + sizeof(HELLO_CANONICAL_HEAD) - 1, HELLO_DATE_LEN, dob)) {
+        return HELLO_BODY_OK;
     }
     /* jansson checks UTF-8, refuses "\u0000" in strings (no JSON_ALLOW_NUL)
      * and trailing garbage (no JSON_DISABLE_EOF_CHECK); JSON_DECODE_ANY
@@ -129,10 +143,44 @@ char *hello_json_error(apr_pool_t *pool, const char *reason)
 char *hello_json_greeting(apr_pool_t *pool, const char *username, int days)
 {
     /* username is letters only (hello_username_is_valid), so it needs no
-     * escaping and a template is exact JSON. */
+     * escaping and a template is exact JSON. Written piece by piece: the
+     * answer every GET sends, without a format string to interpret. */
+    static const char head[] = "{\"message\":\"Hello, ";
+    static const char today[] = "! Happy birthday!\"}";
+    static const char until[] = "! Your birthday is in ";
+    static const char tail[] = " day(s)\"}";
+    size_t name = strlen(username);
+    char digits[12];
+    size_t ndigits = 0;
+    unsigned int n = days < 0 ? 0U : (unsigned int)days;
+    char *out;
+    char *o;
+
     if (days == 0) {
-        return apr_pstrcat(pool, "{\"message\":\"Hello, ", username, "! Happy birthday!\"}", NULL);
+        out = apr_palloc(pool, sizeof(head) - 1 + name + sizeof(today));
+        o = out;
+        memcpy(o, head, sizeof(head) - 1);
+        o += sizeof(head) - 1;
+        memcpy(o, username, name);
+        o += name;
+        memcpy(o, today, sizeof(today)); /* with its NUL */
+        return out;
     }
-    return apr_psprintf(pool, "{\"message\":\"Hello, %s! Your birthday is in %d day(s)\"}",
-                        username, days);
+    do {
+        digits[ndigits++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    out = apr_palloc(pool, sizeof(head) - 1 + name + sizeof(until) - 1 + ndigits + sizeof(tail));
+    o = out;
+    memcpy(o, head, sizeof(head) - 1);
+    o += sizeof(head) - 1;
+    memcpy(o, username, name);
+    o += name;
+    memcpy(o, until, sizeof(until) - 1);
+    o += sizeof(until) - 1;
+    while (ndigits > 0) {
+        *o++ = digits[--ndigits];
+    }
+    memcpy(o, tail, sizeof(tail)); /* with its NUL */
+    return out;
 }

@@ -19,8 +19,8 @@ struct hello_park {
     parked *slots; /* a stack: [0] waited longest, [count - 1] given back last */
     int count;
     int capacity;
-    int waiting;   /* threads inside open */
-    int shut;      /* the pool is going: park nothing more */
+    int waiting; /* threads inside open */
+    int shut;    /* the pool is going: park nothing more */
     apr_interval_time_t idle_limit;
     hello_park_open_fn open;
     hello_park_close_fn close;
@@ -40,7 +40,7 @@ static void remove_slot(hello_park *park, int i)
 /* Hands back every connection of key (other_than = 0) or of every other key
  * (other_than = 1). Lock held: close only releases into mod_dbd's pool,
  * which never calls back here. */
-static int hand_back(hello_park *park, void *key, int other_than)
+static int hand_back(hello_park *park, const void *key, int other_than)
 {
     int kept = 0;
     int handed = 0;
@@ -99,8 +99,7 @@ apr_status_t hello_park_create(hello_park **out, apr_pool_t *pool, int capacity,
     return APR_SUCCESS;
 }
 
-static void *open_some(hello_park_open_fn open, void *baton, void *key, apr_pool_t *pool,
-                       int tries)
+static void *open_some(hello_park_open_fn open, void *baton, void *key, apr_pool_t *pool, int tries)
 {
     apr_time_t deadline = apr_time_now() + HELLO_PARK_OPEN_BUDGET;
     void *conn = NULL;

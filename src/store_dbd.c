@@ -175,11 +175,10 @@ static hello_store_status dbd_get(void *ctx, apr_pool_t *pool, const char *usern
 }
 
 /* One upsert, run again while it loses a conflict: 0 or the driver's error. */
-static int upsert(ap_dbd_t *dbd, apr_dbd_prepared_t *stmt, apr_pool_t *pool,
-                  const char *username, const char *date)
+static int upsert(ap_dbd_t *dbd, apr_dbd_prepared_t *stmt, apr_pool_t *pool, const char *username,
+                  const char *date)
 {
     int nrows = 0;
-    int rv;
 
     /* With autocommit (the driver's default) the row is committed, and with
      * innodb_flush_log_at_trx_commit=1 on disk, when this returns 0. The
@@ -187,7 +186,8 @@ static int upsert(ap_dbd_t *dbd, apr_dbd_prepared_t *stmt, apr_pool_t *pool,
      * again: on Galera two nodes writing one user at once make one of them
      * fail certification with a deadlock error. */
     for (int attempt = 1;; attempt++) {
-        rv = apr_dbd_pvquery(dbd->driver, pool, dbd->handle, &nrows, stmt, username, date, NULL);
+        int rv =
+            apr_dbd_pvquery(dbd->driver, pool, dbd->handle, &nrows, stmt, username, date, NULL);
         if (rv == 0 || attempt == HELLO_DBD_WRITE_ATTEMPTS || !conflict(dbd, rv)) {
             return rv;
         }
@@ -228,8 +228,8 @@ static hello_store_status dbd_del(void *ctx, apr_pool_t *pool, const char *usern
         apr_dbd_prepared_t *stmt = statement(st, pool, &st->del, err);
         if (stmt != NULL) {
             int nrows = 0;
-            int rv = apr_dbd_pvquery(st->dbd->driver, pool, st->dbd->handle, &nrows, stmt,
-                                     username, NULL);
+            int rv = apr_dbd_pvquery(st->dbd->driver, pool, st->dbd->handle, &nrows, stmt, username,
+                                     NULL);
             if (rv == 0) {
                 return nrows > 0 ? HELLO_STORE_OK : HELLO_STORE_NOT_FOUND;
             }

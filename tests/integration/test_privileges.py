@@ -253,12 +253,12 @@ def test_injection_strings_answer_400_and_never_reach_the_database(pdb, general_
     log = general_log()
     # The log saw the valid requests: the statements were prepared with
     # placeholders and executed with the username as quoted data.
-    assert re.search(r"Prepare\s+SELECT date_of_birth FROM hello_users WHERE username = \?", log), log
+    assert re.search(r"Prepare\s+SELECT CAST\(date_of_birth AS CHAR\) FROM hello_users WHERE username = \?", log), log
     assert re.search(r"Prepare\s+INSERT INTO hello_users \(username, date_of_birth\) "
                      r"VALUES \(\?, \?\)", log), log
     assert re.search(r"Execute\s+INSERT INTO hello_users \(username, date_of_birth\) "
                      r"VALUES \('Robert', '1990-05-17'\)", log), log
-    assert re.search(r"Execute\s+SELECT date_of_birth FROM hello_users WHERE username = "
+    assert re.search(r"Execute\s+SELECT CAST\(date_of_birth AS CHAR\) FROM hello_users WHERE username = "
                      r"'Robert'", log), log
     # The username never travels as SQL text: only in Execute lines.
     robert = [line for line in log.splitlines() if "Robert" in line]

@@ -149,6 +149,10 @@ static const body_case body_cases[] = {
     B("{\"dateOfBirth\":\"\xef\xbc\x92\xef\xbc\x90\xef\xbc\x90\xef\xbc\x90-01-01\"}",
       HELLO_BODY_BAD_DATE),
     B("{\"dateOfBirth\":\"\\uff12000-01-01\"}", HELLO_BODY_BAD_DATE),
+    /* the canonical 28-byte shape around something that is not a date */
+    B("{\"dateOfBirth\":\"2000-0\"-01\"}", HELLO_BODY_NOT_JSON),
+    B("{\"dateOfBirth\":\"2000-0\\\\-01\"}", HELLO_BODY_BAD_DATE),
+    B("{\"dateOfBirth\":\"2000-01-0\x01\"}", HELLO_BODY_NOT_JSON),
 };
 
 static void test_body_parse_table(void **state)
@@ -194,6 +198,77 @@ static void test_body_parse_scalars(void **state)
             fail_msg("%s: %s, expected NOT_OBJECT or NOT_JSON", scalars[i], result_name(got));
         }
     }
+}
+
+/* The parser's shortcut for the exact body {"dateOfBirth":"YYYY-MM-DD"}
+ * must answer what jansson would: 28-byte bodies of that shape with random
+ * middles (digits, dashes, quotes, backslashes, spaces, a control byte,
+ * a non-ASCII byte) checked against a direct jansson classification. */
+static hello_body_result reference_parse(const char *body, size_t len, hello_date *dob)
+{
+    json_error_t error;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
+    hello_body_result r;
+    json_t *v;
+
+    if (root == NULL) {
+        return HELLO_BODY_NOT_JSON;
+    }
+    v = json_object_get(root, "dateOfBirth");
+    if (!json_is_object(root)) {
+        r = HELLO_BODY_NOT_OBJECT;
+    }
+    else if (!json_is_string(v)) {
+        r = HELLO_BODY_NO_DATE;
+    }
+    else {
+        r = hello_date_parse(json_string_value(v), json_string_length(v), dob)
+                ? HELLO_BODY_OK
+                : HELLO_BODY_BAD_DATE;
+    }
+    json_decref(root);
+    return r;
+}
+
+static void test_body_parse_canonical_shape(void **state)
+{
+    static const char alphabet[] = "0123456789----\"\\ \x01\xe9";
+    apr_pool_t *pool = *state;
+    unsigned int seed = 12345;
+    int ok = 0;
+
+    for (int i = 0; i < 200000; i++) {
+        char body[29] = "{\"dateOfBirth\":\"YYYY-MM-DD\"}";
+        hello_date got_dob = {0, 0, 0};
+        hello_date ref_dob = {0, 0, 0};
+        hello_body_result got;
+        hello_body_result ref;
+
+        for (int j = 0; j < 10; j++) {
+            seed = seed * 1103515245U + 12345U;
+            /* Mostly a real date's characters in place, so that many are OK. */
+            if ((seed >> 16) % 4 != 0) {
+                seed = seed * 1103515245U + 12345U;
+                body[16 + j] = (j == 4 || j == 7) ? '-' : (char)('0' + (seed >> 16) % 10);
+            }
+            else {
+                seed = seed * 1103515245U + 12345U;
+                body[16 + j] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+            }
+        }
+        got = parse_exact(pool, body, 28, &got_dob);
+        ref = reference_parse(body, 28, &ref_dob);
+        if (got != ref) {
+            fail_msg("%.28s: %s, jansson says %s", body, result_name(got), result_name(ref));
+        }
+        if (got == HELLO_BODY_OK) {
+            ok++;
+            assert_memory_equal(&got_dob, &ref_dob, sizeof(got_dob));
+        }
+    }
+    /* Both paths were exercised. */
+    assert_true(ok > 1000);
+    assert_true(ok < 200000);
 }
 
 static void test_body_parse_null_body(void **state)
@@ -496,6 +571,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         POOL_TEST(test_body_parse_table),
         POOL_TEST(test_body_parse_scalars),
+        POOL_TEST(test_body_parse_canonical_shape),
         POOL_TEST(test_body_parse_null_body),
         POOL_TEST(test_body_parse_uses_len),
         POOL_TEST(test_body_parse_deep_nesting),
