@@ -647,7 +647,8 @@ def git_commit():
         built = time.strftime("%Y-%m-%d %H:%M", time.gmtime(os.path.getmtime(MODULE)))
     except OSError:
         so, built = "missing", "-"
-    return f"{r.stdout.strip() or 'unknown'}, mod_hello.so sha256 {so}… built {built} UTC"
+    name = os.path.relpath(MODULE, ROOT) if os.environ.get("BENCH_MODULE") else "mod_hello.so"
+    return f"{r.stdout.strip() or 'unknown'}, {name} sha256 {so}… built {built} UTC"
 
 
 def med(xs):
@@ -1141,7 +1142,7 @@ def write_profile(b, results, pdir, perf=None):
     L.append(f"Commit: {git_commit()}.")
     L.append("")
     for scen, r in results.items():
-        own = r["objects"].get("mod_hello.so", 0) / max(1, r["requests"])
+        own = r["objects"].get(os.path.basename(MODULE), 0) / max(1, r["requests"])
         tot = (r["total"] or 0) / max(1, r["requests"])
         L.append(f"- **{scen}**: {own:,.0f} instructions per request in mod_hello.so's own code, "
                  f"of {tot:,.0f} in all of httpd's user space ({own / max(1, tot) * 100:.1f} %).")
@@ -1170,7 +1171,7 @@ def write_profile(b, results, pdir, perf=None):
         for ir, fn, obj, _ in sorted(r["funcs"], reverse=True)[:25]:
             L.append(f"| {ir / max(1, r['requests']):,.0f} | `{fn}` | {obj} |")
         L.append("")
-        mine = [(ir, fn) for ir, fn, obj, _ in r["funcs"] if obj == "mod_hello.so"]
+        mine = [(ir, fn) for ir, fn, obj, _ in r["funcs"] if obj == os.path.basename(MODULE)]
         if mine:
             L.append(f"mod_hello.so's own functions ({s}):")
             L.append("")

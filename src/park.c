@@ -1,12 +1,17 @@
 /* Parked database connections (see include/hello/park.h). */
 #include <string.h>
 
+#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
 
 #include "hello/park.h"
 
 /* open is tried again while it fails fast, for at most this long. */
 #define HELLO_PARK_OPEN_BUDGET apr_time_from_sec(1)
+
+/* How long a take that finds nothing parked, while connections are in use,
+ * waits for one of them to come back before it asks mod_dbd for another. */
+#define HELLO_PARK_WAIT apr_time_from_msec(1)
 
 typedef struct parked {
     void *key;
@@ -16,10 +21,13 @@ typedef struct parked {
 
 struct hello_park {
     apr_thread_mutex_t *lock;
-    parked *slots; /* a stack: [0] waited longest, [count - 1] given back last */
+    apr_thread_cond_t *given; /* signalled when a connection is parked */
+    parked *slots;            /* a stack: [0] waited longest, [count - 1] given back last */
     int count;
     int capacity;
     int waiting; /* threads inside open */
+    int hoping;  /* threads waiting on `given` */
+    int in_use;  /* taken and not given back yet */
     int shut;    /* the pool is going: park nothing more */
     apr_interval_time_t idle_limit;
     hello_park_open_fn open;
@@ -85,6 +93,10 @@ apr_status_t hello_park_create(hello_park **out, apr_pool_t *pool, int capacity,
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    rv = apr_thread_cond_create(&park->given, pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
     park->capacity = capacity > 0 ? capacity : 1;
     park->slots = apr_pcalloc(pool, (apr_size_t)park->capacity * sizeof(parked));
     park->idle_limit = idle_limit;
@@ -113,21 +125,46 @@ static void *open_some(hello_park_open_fn open, void *baton, void *key, apr_pool
     return conn;
 }
 
+/* The most recently parked connection of key, removed from the park; NULL
+ * when none. Lock held. */
+static void *pop(hello_park *park, const void *key)
+{
+    for (int i = park->count - 1; i >= 0; i--) {
+        if (park->slots[i].key == key) {
+            void *conn = park->slots[i].conn;
+            remove_slot(park, i);
+            return conn;
+        }
+    }
+    return NULL;
+}
+
 void *hello_park_take(hello_park *park, void *key, apr_pool_t *pool, int tries, int *reused)
 {
     void *conn;
 
     *reused = 0;
     apr_thread_mutex_lock(park->lock);
-    for (int i = park->count - 1; i >= 0; i--) {
-        if (park->slots[i].key == key) {
-            conn = park->slots[i].conn;
-            remove_slot(park, i);
-            park->stats.reused++;
-            apr_thread_mutex_unlock(park->lock);
-            *reused = 1;
-            return conn;
+    conn = pop(park, key);
+    if (conn == NULL && park->in_use > 0 && !park->shut) {
+        /* Every parked one is in use: one will likely be back in a few
+         * microseconds. Waiting for it, rather than asking mod_dbd at once,
+         * keeps the park from growing with every burst, and mod_dbd from
+         * checking (pinging) a connection for every request meanwhile. */
+        park->hoping++;
+        apr_thread_cond_timedwait(park->given, park->lock, HELLO_PARK_WAIT);
+        park->hoping--;
+        conn = pop(park, key);
+        if (conn != NULL) {
+            park->stats.waited++;
         }
+    }
+    if (conn != NULL) {
+        park->stats.reused++;
+        park->in_use++;
+        apr_thread_mutex_unlock(park->lock);
+        *reused = 1;
+        return conn;
     }
     hand_back(park, key, 1);
     park->waiting++;
@@ -139,6 +176,7 @@ void *hello_park_take(hello_park *park, void *key, apr_pool_t *pool, int tries, 
     park->waiting--;
     if (conn != NULL) {
         park->stats.opened++;
+        park->in_use++;
     }
     else {
         park->stats.failed++;
@@ -155,7 +193,12 @@ void hello_park_give(hello_park *park, void *key, void *conn, int keep)
         return;
     }
     apr_thread_mutex_lock(park->lock);
-    if (!keep || park->shut || park->waiting > 0 || park->count == park->capacity) {
+    park->in_use--;
+    /* A thread inside open may be waiting in mod_dbd for this very
+     * connection: it goes back there, unless a thread of ours is waiting
+     * for it here (that one then does not ask mod_dbd at all). */
+    if (!keep || park->shut || (park->waiting > 0 && park->hoping == 0) ||
+        park->count == park->capacity) {
         park->stats.returned++;
         park->close(park->baton, key, conn);
         apr_thread_mutex_unlock(park->lock);
@@ -166,8 +209,11 @@ void hello_park_give(hello_park *park, void *key, void *conn, int keep)
     park->slots[park->count].conn = conn;
     park->slots[park->count].since = now;
     park->count++;
+    if (park->hoping > 0) {
+        apr_thread_cond_broadcast(park->given);
+    }
     /* One look at the longest-parked per give trims the stack after a burst. */
-    if (park->count > 1 && now - park->slots[0].since > park->idle_limit) {
+    else if (park->count > 1 && now - park->slots[0].since > park->idle_limit) {
         park->stats.returned++;
         park->close(park->baton, park->slots[0].key, park->slots[0].conn);
         remove_slot(park, 0);
@@ -190,5 +236,7 @@ void hello_park_stats_get(hello_park *park, hello_park_stats *stats)
     apr_thread_mutex_lock(park->lock);
     *stats = park->stats;
     stats->parked = park->count;
+    stats->hoping = park->hoping;
+    stats->in_use = park->in_use;
     apr_thread_mutex_unlock(park->lock);
 }

@@ -18,9 +18,13 @@
  *
  * Connections go back to mod_dbd (the close callback, ap_dbd_close) rather
  * than to the park:
- *   - when a thread is inside open, waiting for mod_dbd: with DBDMax
- *     connections out, a connection parked here could be the one it waits
- *     for, so none is parked while anyone waits;
+ *   - when a thread is inside open, maybe waiting for mod_dbd (with
+ *     DBDMax connections out, a connection parked here could be the one it
+ *     waits for), unless a thread is waiting here for a connection to come
+ *     back: that one takes it. A take that finds nothing parked while
+ *     connections are in use waits up to a millisecond for one before it
+ *     calls open, so that a burst does not send every request to mod_dbd
+ *     (and its check) while one thread opens;
  *   - the connections parked for other keys (virtual hosts) when a key has
  *     none left, before its open: they may belong to the same mod_dbd pool;
  *   - when given back as not worth keeping (broken, once-only);
@@ -48,10 +52,13 @@ typedef void (*hello_park_close_fn)(void *baton, void *key, void *conn);
 
 typedef struct hello_park_stats {
     apr_uint64_t reused;   /* takes answered from the park */
+    apr_uint64_t waited;   /* of those, answered after waiting for a give */
     apr_uint64_t opened;   /* takes that called open and got a connection */
     apr_uint64_t failed;   /* takes that got none */
     apr_uint64_t returned; /* connections handed back through close */
     int parked;            /* parked now */
+    int in_use;            /* taken and not given back now */
+    int hoping;            /* takes waiting for a give now */
 } hello_park_stats;
 
 /* Creates an empty park in pool, holding at most capacity connections. */
@@ -59,11 +66,12 @@ apr_status_t hello_park_create(hello_park **out, apr_pool_t *pool, int capacity,
                                apr_interval_time_t idle_limit, hello_park_open_fn open,
                                hello_park_close_fn close, void *baton);
 
-/* A connection for key: the most recently parked one (*reused = 1), or else
- * one from open (*reused = 0), which is called up to tries times while it
- * answers NULL, for at most a second in all (a pool that still holds dead
- * connections answers NULL once for each as it drops them). NULL when open
- * never answered. */
+/* A connection for key: the most recently parked one (*reused = 1); when
+ * none is parked but some are in use, the first of them given back within
+ * a millisecond (*reused = 1); or else one from open (*reused = 0), which is
+ * called up to tries times while it answers NULL, for at most a second in
+ * all (a pool that still holds dead connections answers NULL once for each
+ * as it drops them). NULL when open never answered. */
 void *hello_park_take(hello_park *park, void *key, apr_pool_t *pool, int tries, int *reused);
 
 /* Gives back a connection taken for key. keep = 0 hands it to close at once

@@ -34,12 +34,12 @@ typedef struct fake_conn {
 typedef struct fake_dbd {
     fake_conn conns[64];
     int opened;
-    int fail_next;       /* open answers NULL this many times first */
+    int fail_next; /* open answers NULL this many times first */
     int open_calls;
     fake_conn *closed[64];
     void *closed_keys[64];
     int nclosed;
-    hello_park *park;    /* for the open that gives back while it runs */
+    hello_park *park; /* for the open that gives back while it runs */
     fake_conn *give_during_open;
     apr_interval_time_t open_sleep;
 } fake_dbd;
@@ -80,8 +80,7 @@ static void fake_close(void *baton, void *key, void *conn)
     f->nclosed++;
 }
 
-static hello_park *new_park(apr_pool_t *pool, fake_dbd *f, int capacity,
-                            apr_interval_time_t idle)
+static hello_park *new_park(apr_pool_t *pool, fake_dbd *f, int capacity, apr_interval_time_t idle)
 {
     hello_park *park = NULL;
 
@@ -222,6 +221,85 @@ static void test_nothing_parked_while_a_thread_waits(void **state)
     assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), b);
 }
 
+typedef struct late_give {
+    hello_park *park;
+    void *conn;
+} late_give;
+
+/* Gives conn back once the main thread is waiting in take. */
+static void *APR_THREAD_FUNC give_when_hoping(apr_thread_t *thread, void *data)
+{
+    late_give *g = data;
+    hello_park_stats st;
+
+    do {
+        apr_thread_yield();
+        hello_park_stats_get(g->park, &st);
+    } while (st.hoping == 0);
+    hello_park_give(g->park, &KEY1, g->conn, 1);
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+static void test_take_waits_for_a_connection_in_use(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
+    hello_park_stats st;
+    apr_thread_t *thread;
+    apr_status_t rv;
+    late_give g;
+    int reused;
+    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *b;
+
+    /* a is in use and comes back while the next take waits: that take gets
+     * it without asking the pool. */
+    g.park = park;
+    g.conn = a;
+    assert_int_equal(apr_thread_create(&thread, NULL, give_when_hoping, &g, *state), APR_SUCCESS);
+    alarm(30); /* a hang fails instead */
+    b = hello_park_take(park, &KEY1, *state, 1, &reused);
+    apr_thread_join(&rv, thread);
+    alarm(0);
+    /* The take waits at most a millisecond: on a slow machine the give may
+     * come later, and the take then opens a second connection. */
+    hello_park_stats_get(park, &st);
+    if (b == a) {
+        assert_int_equal(reused, 1);
+        assert_int_equal(f.open_calls, 1);
+        assert_int_equal(st.waited, 1);
+    }
+    else {
+        assert_int_equal(reused, 0);
+        assert_int_equal(f.open_calls, 2);
+        assert_int_equal(st.parked, 1);
+    }
+    assert_int_equal(st.in_use, 1);
+    assert_int_equal(st.hoping, 0);
+    assert_int_equal(f.nclosed, 0);
+}
+
+static void test_take_with_nothing_in_use_opens_at_once(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
+    hello_park_stats st;
+    int reused;
+    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    apr_time_t start;
+
+    hello_park_give(park, &KEY1, a, 0);
+    start = apr_time_now();
+    assert_non_null(hello_park_take(park, &KEY1, *state, 1, &reused));
+    hello_park_stats_get(park, &st);
+    assert_int_equal(st.waited, 0);
+    assert_int_equal(st.in_use, 1);
+    assert_int_equal(f.open_calls, 2);
+    /* Nothing to wait for: no millisecond spent hoping. */
+    assert_true(apr_time_now() - start < apr_time_from_msec(50));
+}
+
 static void test_idle_connection_trimmed(void **state)
 {
     static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
@@ -340,7 +418,7 @@ typedef struct bounded_dbd {
     int nidle;
     int total;
     int max;
-    int out;     /* taken from this pool and not back (parked ones included) */
+    int out; /* taken from this pool and not back (parked ones included) */
     int max_out;
 } bounded_dbd;
 
@@ -427,9 +505,9 @@ static void test_threads_never_starve(void **state)
                      APR_SUCCESS);
     assert_int_equal(apr_thread_cond_create(&b.cond, *state), APR_SUCCESS);
     assert_int_equal(apr_pool_create(&child, *state), APR_SUCCESS);
-    assert_int_equal(hello_park_create(&park, child, THREADS, LONG_IDLE, bounded_open,
-                                       bounded_close, &b),
-                     APR_SUCCESS);
+    assert_int_equal(
+        hello_park_create(&park, child, THREADS, LONG_IDLE, bounded_open, bounded_close, &b),
+        APR_SUCCESS);
     /* A deadlock hangs here: fail instead. */
     alarm(120);
     for (int i = 0; i < THREADS; i++) {
@@ -462,6 +540,8 @@ int main(void)
         POOL_TEST(test_full_park_hands_back),
         POOL_TEST(test_keys_apart_and_others_handed_back),
         POOL_TEST(test_nothing_parked_while_a_thread_waits),
+        POOL_TEST(test_take_waits_for_a_connection_in_use),
+        POOL_TEST(test_take_with_nothing_in_use_opens_at_once),
         POOL_TEST(test_idle_connection_trimmed),
         POOL_TEST(test_flush_one_key),
         POOL_TEST(test_open_tried_again),
