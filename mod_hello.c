@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <apr_dbd.h>
+#include <apr_lib.h>
 #include <apr_optional.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
@@ -90,6 +91,8 @@ typedef struct hello_location {
 typedef struct hello_srv_conf {
     apr_array_header_t *locations; /* of hello_location, filled in post_config */
     int dbd_timeout;               /* HelloDBDTimeout, seconds; -1 = unset */
+    int dbd_max;                   /* mod_dbd's DBDMax here, as read; -1 = unset */
+    hello_park_key *park_key;      /* this child's key for this server's pool */
 } hello_srv_conf;
 
 static void *hello_create_dir_conf(apr_pool_t *p, char *dir) /* NOLINT: httpd's signature */
@@ -108,6 +111,7 @@ static void *hello_create_srv_conf(apr_pool_t *p, server_rec *s)
     (void)s;
     conf->locations = apr_array_make(p, 2, sizeof(hello_location));
     conf->dbd_timeout = -1;
+    conf->dbd_max = -1;
     return conf;
 }
 
@@ -215,6 +219,29 @@ static const char *set_dbd_timeout(cmd_parms *cmd, void *dconf, const char *arg)
     return err;
 }
 
+/* DBDMax directives this module has read in the current configuration. */
+static int hello_dbd_max_read;
+
+/* mod_dbd's DBDMax, read on its way to mod_dbd: the park (src/park.c) opens
+ * connections for a server only up to it, and then waits for one to come
+ * back rather than let a thread wait inside mod_dbd. DECLINE_CMD passes the
+ * directive on to mod_dbd, which checks and applies it. */
+static const char *note_dbd_max(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hello_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &hello_module);
+    const char *p = arg;
+
+    (void)dconf;
+    while (apr_isdigit(*p)) {
+        p++;
+    }
+    if (*arg != '\0' && *p == '\0' && p - arg < 9) {
+        conf->dbd_max = (int)apr_atoi64(arg);
+    }
+    hello_dbd_max_read++;
+    return DECLINE_CMD;
+}
+
 static const char *set_allow_delete(cmd_parms *cmd, void *dconf, int on)
 {
     hello_dir_conf *conf = dconf;
@@ -234,6 +261,8 @@ static const command_rec hello_cmds[] = {
                   "Seconds a database call may run before the process gives up on every "
                   "connection of its pool and the request answers 503 (main server only; "
                   "0 to 3600, 0: no watchdog; default 10)"),
+    AP_INIT_TAKE1("DBDMax", note_dbd_max, NULL, RSRC_CONF,
+                  "mod_dbd's directive, read by mod_hello too (see mod_dbd)"),
     AP_INIT_FLAG("HelloAllowDelete", set_allow_delete, NULL, RSRC_CONF | ACCESS_CONF,
                  "On: DELETE /<location>/<username> erases that user's row (GDPR "
                  "erasure); Off (default): DELETE answers 405"),
@@ -335,6 +364,72 @@ static void setup_metrics(server_rec *s)
     hello_metrics_init(hello_counters, (apr_uint64_t)apr_time_sec(apr_time_now()));
 }
 
+/* mod_dbd's default DBDMax (modules/database/mod_dbd.c, DEFAULT_NMAX). */
+#define HELLO_MOD_DBD_DEFAULT_MAX 10
+
+/* Whether every DBDMax of the configuration passed through note_dbd_max,
+ * so that each server's pool size is known. */
+static int hello_knows_dbd_max;
+
+static int hello_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    hello_dbd_max_read = 0;
+    return OK;
+}
+
+/* Occurrences of a directive in the configuration tree, in every section
+ * (walked without recursion: next at each level, up to the parent when a
+ * level ends). */
+static int count_directives(const ap_directive_t *d, const char *name)
+{
+    int n = 0;
+
+    while (d != NULL) {
+        if (strcasecmp(d->directive, name) == 0) {
+            n++;
+        }
+        if (d->first_child != NULL) {
+            d = d->first_child;
+            continue;
+        }
+        while (d != NULL && d->next == NULL) {
+            d = d->parent;
+        }
+        if (d != NULL) {
+            d = d->next;
+        }
+    }
+    return n;
+}
+
+/* A directive goes to the first loaded module that declares it, and reaches
+ * a module only once it is loaded: mod_hello reads every DBDMax if it was
+ * loaded after mod_dbd and before the first of them. Counted, not assumed. */
+static void check_dbd_max(server_rec *s)
+{
+    int first = 0;
+
+    for (module *m = ap_top_module; m != NULL && first == 0; m = m->next) {
+        if (m == &hello_module) {
+            first = 1;
+        }
+        else if (strcmp(m->name, "mod_dbd.c") == 0) {
+            first = -1;
+        }
+    }
+    hello_knows_dbd_max =
+        first == 1 && count_directives(ap_conftree, "DBDMax") == hello_dbd_max_read;
+    if (!hello_knows_dbd_max) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "mod_hello: cannot read DBDMax (load mod_hello after mod_dbd and before "
+                     "any DBDMax line); database connections are still reused, but a request "
+                     "that finds none free has mod_dbd check the one it gets (a ping)");
+    }
+}
+
 /* Sets up the counters and each server's list of locations. The default
  * statements are not registered with mod_dbd: it would prepare them on
  * every connection of every server, including virtual hosts whose pool
@@ -349,6 +444,7 @@ static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         return OK;
     }
     setup_metrics(s);
+    check_dbd_max(s);
     for (server_rec *sp = s; sp; sp = sp->next) {
         collect_locations(sp);
     }
@@ -374,16 +470,16 @@ static void log_watchdog(void *baton, int sockets, apr_interval_time_t overdue)
                  apr_time_as_msec(overdue), sockets);
 }
 
-static void *park_open(void *baton, void *key, apr_pool_t *pool)
+static void *park_open(void *baton, void *id, apr_pool_t *pool)
 {
     (void)baton;
-    return hello_dbd_open(pool, (server_rec *)key);
+    return hello_dbd_open(pool, (server_rec *)id);
 }
 
-static void park_close(void *baton, void *key, void *conn)
+static void park_close(void *baton, void *id, void *conn)
 {
     (void)baton;
-    hello_dbd_close((server_rec *)key, (ap_dbd_t *)conn);
+    hello_dbd_close((server_rec *)id, (ap_dbd_t *)conn);
 }
 
 static void hello_child_init(apr_pool_t *pchild, server_rec *s)
@@ -405,6 +501,18 @@ static void hello_child_init(apr_pool_t *pchild, server_rec *s)
                      "mod_hello: cannot create the connection park; every request will "
                      "take its connection from mod_dbd, which checks it first");
         hello_conn_park = NULL;
+    }
+    else {
+        int main_max = conf->dbd_max >= 0 ? conf->dbd_max : HELLO_MOD_DBD_DEFAULT_MAX;
+        for (server_rec *sp = s; sp; sp = sp->next) {
+            hello_srv_conf *sc = ap_get_module_config(sp->module_config, &hello_module);
+            int max = sc->dbd_max >= 0 ? sc->dbd_max : main_max; /* mod_dbd's merge */
+            sc->park_key = hello_park_key_add(hello_conn_park, sp, hello_knows_dbd_max ? max : 0);
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, sp,
+                         "mod_hello: connection park for %s:%u: DBDMax %s", sp->server_hostname,
+                         (unsigned)sp->port,
+                         hello_knows_dbd_max ? apr_itoa(pchild, max) : "not known");
+        }
     }
     if (timeout == 0) {
         return;
@@ -570,35 +678,44 @@ static hello_read_result read_body(void *ctx, apr_pool_t *pool, size_t max, cons
 
 /* The store's connections: from this child's park (include/hello/park.h),
  * keyed by the request's server, whose mod_dbd pool they come from. */
+static hello_park_key *park_key_of(const request_rec *r)
+{
+    const hello_srv_conf *conf = ap_get_module_config(r->server->module_config, &hello_module);
+
+    return hello_conn_park ? conf->park_key : NULL;
+}
+
 static ap_dbd_t *acquire_for_request(void *arg, int tries, int *reused)
 {
     request_rec *r = arg;
+    hello_park_key *key = park_key_of(r);
 
-    if (hello_conn_park == NULL) {
+    if (key == NULL) {
         *reused = 0;
         return hello_dbd_open(r->pool, r->server);
     }
-    return hello_park_take(hello_conn_park, r->server, r->pool, tries, reused);
+    return hello_park_take(hello_conn_park, key, r->pool, tries, reused);
 }
 
 static void release_for_request(void *arg, ap_dbd_t *dbd, int keep)
 {
     request_rec *r = arg;
+    hello_park_key *key = park_key_of(r);
 
-    /* With DBDPersist Off mod_dbd opens a once-only connection in a subpool
-     * of the pool it was given (the request's): never park one of those. */
-    if (hello_conn_park == NULL || apr_pool_parent_get(dbd->pool) == r->pool) {
+    if (key == NULL) {
         hello_dbd_close(r->server, dbd);
         return;
     }
-    hello_park_give(hello_conn_park, r->server, dbd, keep);
+    /* With DBDPersist Off mod_dbd opens a once-only connection in a subpool
+     * of the pool it was given (the request's): never park one of those. */
+    hello_park_give(hello_conn_park, key, dbd, keep && apr_pool_parent_get(dbd->pool) != r->pool);
 }
 
 static int flush_for_request(void *arg)
 {
-    request_rec *r = arg;
+    hello_park_key *key = park_key_of(arg);
 
-    return hello_conn_park ? hello_park_flush(hello_conn_park, r->server) : 0;
+    return key ? hello_park_flush(hello_conn_park, key) : 0;
 }
 
 /* The path of the longest <Location> enclosing r->uri whose SetHandler is
@@ -1060,6 +1177,7 @@ static void hello_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_optional_fn_retrieve(hello_retrieve_dbd, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(hello_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(hello_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(hello_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(hello_child_init, NULL, NULL, APR_HOOK_MIDDLE);

@@ -9,23 +9,37 @@
 /* open is tried again while it fails fast, for at most this long. */
 #define HELLO_PARK_OPEN_BUDGET apr_time_from_sec(1)
 
-/* How long a take that finds nothing parked, while connections are in use,
- * waits for one of them to come back before it asks mod_dbd for another. */
-#define HELLO_PARK_WAIT apr_time_from_msec(1)
+/* For a key whose pool size is not known: how long a take that finds
+ * nothing parked, while connections are in use, waits for one of them to
+ * come back before it calls open. */
+#define HELLO_PARK_HOPE apr_time_from_msec(1)
+
+/* For a key at its pool size: how long a take waits for a connection
+ * before it looks again (a give or a close wakes it at once). */
+#define HELLO_PARK_FULL_WAIT apr_time_from_sec(1)
+
+struct hello_park_key {
+    void *id;
+    int max;     /* most connections its pool lends at once; 0: not known */
+    int held;    /* from open and not yet closed: parked or in use */
+    int opening; /* threads inside open */
+    hello_park_key *next;
+};
 
 typedef struct parked {
-    void *key;
+    hello_park_key *key;
     void *conn;
     apr_time_t since; /* when it was given back */
 } parked;
 
 struct hello_park {
     apr_thread_mutex_t *lock;
-    apr_thread_cond_t *given; /* signalled when a connection is parked */
-    parked *slots;            /* a stack: [0] waited longest, [count - 1] given back last */
+    apr_thread_cond_t *given; /* broadcast when a connection is parked or closed */
+    apr_pool_t *pool;
+    parked *slots; /* a stack: [0] waited longest, [count - 1] given back last */
     int count;
     int capacity;
-    int waiting; /* threads inside open */
+    int opening; /* threads inside open, all keys */
     int hoping;  /* threads waiting on `given` */
     int in_use;  /* taken and not given back yet */
     int shut;    /* the pool is going: park nothing more */
@@ -33,8 +47,21 @@ struct hello_park {
     hello_park_open_fn open;
     hello_park_close_fn close;
     void *baton;
+    hello_park_key *keys;
     hello_park_stats stats;
 };
+
+/* Hands conn back through close. Lock held: close only releases into
+ * mod_dbd's pool, which never calls back here. */
+static void close_conn(hello_park *park, hello_park_key *key, void *conn)
+{
+    park->close(park->baton, key->id, conn);
+    key->held--;
+    park->stats.returned++;
+    if (park->hoping > 0) {
+        apr_thread_cond_broadcast(park->given); /* room to open one */
+    }
+}
 
 /* Removes slot i, keeping the order of the others. Lock held. */
 static void remove_slot(hello_park *park, int i)
@@ -45,26 +72,24 @@ static void remove_slot(hello_park *park, int i)
     }
 }
 
-/* Hands back every connection of key (other_than = 0) or of every other key
- * (other_than = 1). Lock held: close only releases into mod_dbd's pool,
- * which never calls back here. */
-static int hand_back(hello_park *park, const void *key, int other_than)
+/* Hands back every parked connection of key (other_than = 0) or of every
+ * other key (other_than = 1). Lock held. */
+static int hand_back(hello_park *park, const hello_park_key *key, int other_than)
 {
     int kept = 0;
     int handed = 0;
 
     for (int i = 0; i < park->count; i++) {
-        parked *p = &park->slots[i];
-        if ((p->key == key) != (other_than != 0)) {
-            park->close(park->baton, p->key, p->conn);
+        parked p = park->slots[i];
+        if ((p.key == key) != (other_than != 0)) {
+            close_conn(park, p.key, p.conn);
             handed++;
         }
         else {
-            park->slots[kept++] = *p;
+            park->slots[kept++] = p;
         }
     }
     park->count = kept;
-    park->stats.returned += (apr_uint64_t)handed;
     return handed;
 }
 
@@ -74,11 +99,10 @@ static apr_status_t park_cleanup(void *data)
 
     apr_thread_mutex_lock(park->lock);
     park->shut = 1;
-    for (int i = 0; i < park->count; i++) {
-        park->close(park->baton, park->slots[i].key, park->slots[i].conn);
+    while (park->count > 0) {
+        parked *p = &park->slots[--park->count];
+        close_conn(park, p->key, p->conn);
     }
-    park->stats.returned += (apr_uint64_t)park->count;
-    park->count = 0;
     apr_thread_mutex_unlock(park->lock);
     return APR_SUCCESS;
 }
@@ -97,6 +121,7 @@ apr_status_t hello_park_create(hello_park **out, apr_pool_t *pool, int capacity,
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    park->pool = pool;
     park->capacity = capacity > 0 ? capacity : 1;
     park->slots = apr_pcalloc(pool, (apr_size_t)park->capacity * sizeof(parked));
     park->idle_limit = idle_limit;
@@ -111,7 +136,18 @@ apr_status_t hello_park_create(hello_park **out, apr_pool_t *pool, int capacity,
     return APR_SUCCESS;
 }
 
-static void *open_some(hello_park_open_fn open, void *baton, void *key, apr_pool_t *pool, int tries)
+hello_park_key *hello_park_key_add(hello_park *park, void *id, int max)
+{
+    hello_park_key *key = apr_pcalloc(park->pool, sizeof(*key));
+
+    key->id = id;
+    key->max = max > 0 ? max : 0;
+    key->next = park->keys;
+    park->keys = key;
+    return key;
+}
+
+static void *open_some(hello_park_open_fn open, void *baton, void *id, apr_pool_t *pool, int tries)
 {
     apr_time_t deadline = apr_time_now() + HELLO_PARK_OPEN_BUDGET;
     void *conn = NULL;
@@ -120,14 +156,14 @@ static void *open_some(hello_park_open_fn open, void *baton, void *key, apr_pool
         if (i > 0 && apr_time_now() > deadline) {
             break;
         }
-        conn = open(baton, key, pool);
+        conn = open(baton, id, pool);
     }
     return conn;
 }
 
 /* The most recently parked connection of key, removed from the park; NULL
  * when none. Lock held. */
-static void *pop(hello_park *park, const void *key)
+static void *pop(hello_park *park, const hello_park_key *key)
 {
     for (int i = park->count - 1; i >= 0; i--) {
         if (park->slots[i].key == key) {
@@ -139,44 +175,70 @@ static void *pop(hello_park *park, const void *key)
     return NULL;
 }
 
-void *hello_park_take(hello_park *park, void *key, apr_pool_t *pool, int tries, int *reused)
+/* Waits on `given` for at most timeout. Lock held. */
+static void hope(hello_park *park, apr_interval_time_t timeout)
+{
+    park->hoping++;
+    apr_thread_cond_timedwait(park->given, park->lock, timeout);
+    park->hoping--;
+}
+
+void *hello_park_take(hello_park *park, hello_park_key *key, apr_pool_t *pool, int tries,
+                      int *reused)
 {
     void *conn;
+    int hoped = 0;
 
     *reused = 0;
     apr_thread_mutex_lock(park->lock);
-    conn = pop(park, key);
-    if (conn == NULL && park->in_use > 0 && !park->shut) {
-        /* Every parked one is in use: one will likely be back in a few
-         * microseconds. Waiting for it, rather than asking mod_dbd at once,
-         * keeps the park from growing with every burst, and mod_dbd from
-         * checking (pinging) a connection for every request meanwhile. */
-        park->hoping++;
-        apr_thread_cond_timedwait(park->given, park->lock, HELLO_PARK_WAIT);
-        park->hoping--;
+    for (;;) {
         conn = pop(park, key);
-        if (conn != NULL) {
-            park->stats.waited++;
+        if (conn != NULL || park->shut) {
+            break;
         }
+        if (key->max > 0 && key->held >= key->max) {
+            /* Every connection the pool may lend this key is in use here:
+             * open would wait in mod_dbd for one of them, which a give
+             * would then park. Wait here instead; a give wakes us. */
+            hope(park, HELLO_PARK_FULL_WAIT);
+            hoped = 1;
+            continue;
+        }
+        if (key->max == 0 && park->in_use > 0 && !hoped) {
+            /* Without the pool's size, guess: one in use will likely be
+             * back in a few microseconds. */
+            hope(park, HELLO_PARK_HOPE);
+            hoped = 1;
+            continue;
+        }
+        break;
     }
     if (conn != NULL) {
         park->stats.reused++;
+        if (hoped) {
+            park->stats.waited++;
+        }
         park->in_use++;
         apr_thread_mutex_unlock(park->lock);
         *reused = 1;
         return conn;
     }
+    /* Other keys' parked connections may come from the same mod_dbd pool
+     * and be the ones open would wait for. */
     hand_back(park, key, 1);
-    park->waiting++;
+    key->opening++;
+    park->opening++;
     apr_thread_mutex_unlock(park->lock);
 
-    conn = open_some(park->open, park->baton, key, pool, tries);
+    conn = open_some(park->open, park->baton, key->id, pool, tries);
 
     apr_thread_mutex_lock(park->lock);
-    park->waiting--;
+    key->opening--;
+    park->opening--;
     if (conn != NULL) {
         park->stats.opened++;
         park->in_use++;
+        key->held++;
     }
     else {
         park->stats.failed++;
@@ -185,7 +247,21 @@ void *hello_park_take(hello_park *park, void *key, apr_pool_t *pool, int tries, 
     return conn;
 }
 
-void hello_park_give(hello_park *park, void *key, void *conn, int keep)
+/* Whether a thread inside open may be waiting in mod_dbd for the connection
+ * key is giving back. Lock held. */
+static int someone_may_wait_for(const hello_park *park, const hello_park_key *key)
+{
+    if (key->max > 0) {
+        /* This key's own threads open only below the pool's size, so they
+         * never wait for it; another key's may share the pool. */
+        return park->opening > key->opening;
+    }
+    /* Unknown size: any thread inside open may, unless one waits here and
+     * takes this connection instead. */
+    return park->opening > 0 && park->hoping == 0;
+}
+
+void hello_park_give(hello_park *park, hello_park_key *key, void *conn, int keep)
 {
     apr_time_t now;
 
@@ -194,13 +270,8 @@ void hello_park_give(hello_park *park, void *key, void *conn, int keep)
     }
     apr_thread_mutex_lock(park->lock);
     park->in_use--;
-    /* A thread inside open may be waiting in mod_dbd for this very
-     * connection: it goes back there, unless a thread of ours is waiting
-     * for it here (that one then does not ask mod_dbd at all). */
-    if (!keep || park->shut || (park->waiting > 0 && park->hoping == 0) ||
-        park->count == park->capacity) {
-        park->stats.returned++;
-        park->close(park->baton, key, conn);
+    if (!keep || park->shut || someone_may_wait_for(park, key) || park->count == park->capacity) {
+        close_conn(park, key, conn);
         apr_thread_mutex_unlock(park->lock);
         return;
     }
@@ -214,14 +285,14 @@ void hello_park_give(hello_park *park, void *key, void *conn, int keep)
     }
     /* One look at the longest-parked per give trims the stack after a burst. */
     else if (park->count > 1 && now - park->slots[0].since > park->idle_limit) {
-        park->stats.returned++;
-        park->close(park->baton, park->slots[0].key, park->slots[0].conn);
+        parked oldest = park->slots[0];
         remove_slot(park, 0);
+        close_conn(park, oldest.key, oldest.conn);
     }
     apr_thread_mutex_unlock(park->lock);
 }
 
-int hello_park_flush(hello_park *park, void *key)
+int hello_park_flush(hello_park *park, hello_park_key *key)
 {
     int handed;
 
@@ -239,4 +310,14 @@ void hello_park_stats_get(hello_park *park, hello_park_stats *stats)
     stats->hoping = park->hoping;
     stats->in_use = park->in_use;
     apr_thread_mutex_unlock(park->lock);
+}
+
+int hello_park_key_held(hello_park *park, const hello_park_key *key)
+{
+    int held;
+
+    apr_thread_mutex_lock(park->lock);
+    held = key->held;
+    apr_thread_mutex_unlock(park->lock);
+    return held;
 }

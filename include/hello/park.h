@@ -16,17 +16,19 @@
  * statement again on a connection mod_dbd has just checked
  * (src/store_dbd.c): the check moves from every request to the failures.
  *
- * Connections go back to mod_dbd (the close callback, ap_dbd_close) rather
- * than to the park:
- *   - when a thread is inside open, maybe waiting for mod_dbd (with
- *     DBDMax connections out, a connection parked here could be the one it
- *     waits for), unless a thread is waiting here for a connection to come
- *     back: that one takes it. A take that finds nothing parked while
- *     connections are in use waits up to a millisecond for one before it
- *     calls open, so that a burst does not send every request to mod_dbd
- *     (and its check) while one thread opens;
- *   - the connections parked for other keys (virtual hosts) when a key has
- *     none left, before its open: they may belong to the same mod_dbd pool;
+ * Each key (a server: mod_dbd keeps a pool per server) may say how many
+ * connections its pool lends at once (DBDMax). Then a take that finds
+ * nothing parked opens a connection only below that number, and otherwise
+ * waits for a give: a thread never waits inside mod_dbd for a connection
+ * parked here. Without the number, a take that finds nothing parked while
+ * connections are in use waits up to a millisecond for one to come back
+ * before it calls open, and a give goes back to mod_dbd while a thread is
+ * inside open and none waits here (that thread may be waiting for it).
+ *
+ * Connections also go back to mod_dbd (the close callback, ap_dbd_close):
+ *   - those parked for other keys when a key opens one: they may come from
+ *     the same mod_dbd pool, and a give goes back while another key's thread
+ *     is inside open;
  *   - when given back as not worth keeping (broken, once-only);
  *   - when the park is full, or the oldest has waited longer than idle_limit
  *     (mod_dbd's DBDKeep and DBDExptime then apply to it again);
@@ -43,12 +45,13 @@
 #include <apr_time.h>
 
 typedef struct hello_park hello_park;
+typedef struct hello_park_key hello_park_key;
 
-/* Opens (acquires) a connection for key, pool being the caller's (a
- * request's) pool; NULL when none can be had. */
-typedef void *(*hello_park_open_fn)(void *baton, void *key, apr_pool_t *pool);
-/* Hands conn back to its owner. */
-typedef void (*hello_park_close_fn)(void *baton, void *key, void *conn);
+/* Opens (acquires) a connection for the key whose id is given, pool being
+ * the caller's (a request's) pool; NULL when none can be had. */
+typedef void *(*hello_park_open_fn)(void *baton, void *id, apr_pool_t *pool);
+/* Hands conn back. */
+typedef void (*hello_park_close_fn)(void *baton, void *id, void *conn);
 
 typedef struct hello_park_stats {
     apr_uint64_t reused;   /* takes answered from the park */
@@ -66,22 +69,31 @@ apr_status_t hello_park_create(hello_park **out, apr_pool_t *pool, int capacity,
                                apr_interval_time_t idle_limit, hello_park_open_fn open,
                                hello_park_close_fn close, void *baton);
 
-/* A connection for key: the most recently parked one (*reused = 1); when
- * none is parked but some are in use, the first of them given back within
- * a millisecond (*reused = 1); or else one from open (*reused = 0), which is
- * called up to tries times while it answers NULL, for at most a second in
- * all (a pool that still holds dead connections answers NULL once for each
- * as it drops them). NULL when open never answered. */
-void *hello_park_take(hello_park *park, void *key, apr_pool_t *pool, int tries, int *reused);
+/* Registers a key: id is what open and close are given, max the most
+ * connections its pool lends at once (0: not known). Before any take; not
+ * thread-safe (allocates from the park's pool). */
+hello_park_key *hello_park_key_add(hello_park *park, void *id, int max);
+
+/* A connection for key: the most recently parked one (*reused = 1), or one
+ * given back while this waits (see above; *reused = 1), or else one from
+ * open (*reused = 0), which is called up to tries times while it answers
+ * NULL, for at most a second in all (a pool that still holds dead
+ * connections answers NULL once for each as it drops them). NULL when open
+ * never answered. */
+void *hello_park_take(hello_park *park, hello_park_key *key, apr_pool_t *pool, int tries,
+                      int *reused);
 
 /* Gives back a connection taken for key. keep = 0 hands it to close at once
  * (a broken connection, one that cannot outlive its request). */
-void hello_park_give(hello_park *park, void *key, void *conn, int keep);
+void hello_park_give(hello_park *park, hello_park_key *key, void *conn, int keep);
 
 /* Hands every connection parked for key to close; returns how many. For
  * when one of them turned out dead: the others are likely dead too. */
-int hello_park_flush(hello_park *park, void *key);
+int hello_park_flush(hello_park *park, hello_park_key *key);
 
 void hello_park_stats_get(hello_park *park, hello_park_stats *stats);
+
+/* How many connections key holds (parked or in use). */
+int hello_park_key_held(hello_park *park, const hello_park_key *key);
 
 #endif

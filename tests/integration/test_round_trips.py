@@ -134,3 +134,31 @@ def test_concurrent_load_with_fewer_connections_than_threads(own_db, make_httpd,
     assert not failures, failures[:5]
     # Never more connections than DBDMax per child (ServerLimit 2).
     assert len(hello_connection_ids(own_db)) <= 20
+
+
+def test_park_knows_dbdmax_when_loaded_after_mod_dbd(db, make_httpd, names):
+    """mod_hello reads DBDMax on its way to mod_dbd (the harness sets 10), so
+    the park never lets a thread wait inside mod_dbd."""
+    server = make_httpd(db=db)
+    client = server.client()
+    user = names.new()
+    assert client.put_date(f"/hello/{user}", "1988-08-08").status == 204
+    log = server.error_log_text()
+    assert "connection park for 127.0.0.1:0: DBDMax 10" in log, log[-3000:]
+    assert "cannot read DBDMax" not in log
+
+
+def test_park_without_dbdmax_when_loaded_before_mod_dbd(db, make_httpd, names):
+    """Loaded before mod_dbd, mod_hello never sees DBDMax: it says so once at
+    startup, and still serves (the park then guesses, see src/park.c)."""
+    server = make_httpd(db=db, dbd_after_hello=True)
+    client = server.client()
+    user = names.new()
+    assert client.put_date(f"/hello/{user}", "1977-07-17").status == 204
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: server.client().get(f"/hello/{user}").status,
+                                 range(200)))
+    assert set(statuses) == {200}, statuses
+    log = server.error_log_text()
+    assert "mod_hello: cannot read DBDMax (load mod_hello after mod_dbd" in log, log[-3000:]
+    assert "DBDMax not known" in log, log[-3000:]

@@ -26,6 +26,8 @@
 
 /* ---- a fake mod_dbd --------------------------------------------------------- */
 
+static int KEY1, KEY2; /* their addresses are the keys' ids */
+
 typedef struct fake_conn {
     int id;
     void *key; /* the key it was opened for */
@@ -39,7 +41,9 @@ typedef struct fake_dbd {
     fake_conn *closed[64];
     void *closed_keys[64];
     int nclosed;
-    hello_park *park; /* for the open that gives back while it runs */
+    hello_park *park;   /* for the open that gives back while it runs */
+    hello_park_key *k1; /* for &KEY1 and &KEY2 */
+    hello_park_key *k2;
     fake_conn *give_during_open;
     apr_interval_time_t open_sleep;
 } fake_dbd;
@@ -55,7 +59,7 @@ static void *fake_open(void *baton, void *key, apr_pool_t *pool)
         /* Another request finishes while this one waits in mod_dbd. */
         fake_conn *g = f->give_during_open;
         f->give_during_open = NULL;
-        hello_park_give(f->park, g->key, g, 1);
+        hello_park_give(f->park, g->key == (void *)&KEY1 ? f->k1 : f->k2, g, 1);
     }
     if (f->open_sleep) {
         apr_sleep(f->open_sleep);
@@ -80,7 +84,10 @@ static void fake_close(void *baton, void *key, void *conn)
     f->nclosed++;
 }
 
-static hello_park *new_park(apr_pool_t *pool, fake_dbd *f, int capacity, apr_interval_time_t idle)
+/* A park whose keys f->k1 and f->k2 (ids &KEY1, &KEY2) have pools of max
+ * connections (0: not known). */
+static hello_park *new_park_max(apr_pool_t *pool, fake_dbd *f, int capacity,
+                                apr_interval_time_t idle, int max)
 {
     hello_park *park = NULL;
 
@@ -88,10 +95,15 @@ static hello_park *new_park(apr_pool_t *pool, fake_dbd *f, int capacity, apr_int
     assert_int_equal(hello_park_create(&park, pool, capacity, idle, fake_open, fake_close, f),
                      APR_SUCCESS);
     f->park = park;
+    f->k1 = hello_park_key_add(park, &KEY1, max);
+    f->k2 = hello_park_key_add(park, &KEY2, max);
     return park;
 }
 
-static int KEY1, KEY2; /* their addresses are the keys */
+static hello_park *new_park(apr_pool_t *pool, fake_dbd *f, int capacity, apr_interval_time_t idle)
+{
+    return new_park_max(pool, f, capacity, idle, 0);
+}
 
 /* ---- tests ------------------------------------------------------------------- */
 
@@ -101,17 +113,17 @@ static void test_reuse_without_open(void **state)
     hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
     hello_park_stats st;
     int reused = -1;
-    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
 
     assert_non_null(a);
     assert_int_equal(reused, 0);
     assert_int_equal(f.open_calls, 1);
-    hello_park_give(park, &KEY1, a, 1);
+    hello_park_give(park, f.k1, a, 1);
     for (int i = 0; i < 5; i++) {
-        fake_conn *again = hello_park_take(park, &KEY1, *state, 1, &reused);
+        fake_conn *again = hello_park_take(park, f.k1, *state, 1, &reused);
         assert_ptr_equal(again, a);
         assert_int_equal(reused, 1);
-        hello_park_give(park, &KEY1, again, 1);
+        hello_park_give(park, f.k1, again, 1);
     }
     assert_int_equal(f.open_calls, 1);
     assert_int_equal(f.nclosed, 0);
@@ -128,14 +140,14 @@ static void test_last_in_first_out(void **state)
     static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
     hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
     int reused;
-    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
-    fake_conn *b = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
+    fake_conn *b = hello_park_take(park, f.k1, *state, 1, &reused);
 
     assert_ptr_not_equal(a, b);
-    hello_park_give(park, &KEY1, a, 1);
-    hello_park_give(park, &KEY1, b, 1);
-    assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), b);
-    assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), a);
+    hello_park_give(park, f.k1, a, 1);
+    hello_park_give(park, f.k1, b, 1);
+    assert_ptr_equal(hello_park_take(park, f.k1, *state, 1, &reused), b);
+    assert_ptr_equal(hello_park_take(park, f.k1, *state, 1, &reused), a);
     assert_int_equal(reused, 1);
     assert_int_equal(f.open_calls, 2);
 }
@@ -146,13 +158,13 @@ static void test_not_kept_goes_back(void **state)
     hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
     hello_park_stats st;
     int reused;
-    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
 
-    hello_park_give(park, &KEY1, a, 0);
+    hello_park_give(park, f.k1, a, 0);
     assert_int_equal(f.nclosed, 1);
     assert_ptr_equal(f.closed[0], a);
     assert_ptr_equal(f.closed_keys[0], &KEY1);
-    assert_ptr_not_equal(hello_park_take(park, &KEY1, *state, 1, &reused), a);
+    assert_ptr_not_equal(hello_park_take(park, f.k1, *state, 1, &reused), a);
     assert_int_equal(reused, 0);
     hello_park_stats_get(park, &st);
     assert_int_equal(st.returned, 1);
@@ -167,10 +179,10 @@ static void test_full_park_hands_back(void **state)
     fake_conn *c[3];
 
     for (int i = 0; i < 3; i++) {
-        c[i] = hello_park_take(park, &KEY1, *state, 1, &reused);
+        c[i] = hello_park_take(park, f.k1, *state, 1, &reused);
     }
     for (int i = 0; i < 3; i++) {
-        hello_park_give(park, &KEY1, c[i], 1);
+        hello_park_give(park, f.k1, c[i], 1);
     }
     assert_int_equal(f.nclosed, 1);
     assert_ptr_equal(f.closed[0], c[2]);
@@ -181,13 +193,13 @@ static void test_keys_apart_and_others_handed_back(void **state)
     static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
     hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
     int reused;
-    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
     fake_conn *b;
 
-    hello_park_give(park, &KEY1, a, 1);
+    hello_park_give(park, f.k1, a, 1);
     /* KEY2 has none parked: it must not get KEY1's, and KEY1's goes back
      * (it may be the one KEY2's open would wait for). */
-    b = hello_park_take(park, &KEY2, *state, 1, &reused);
+    b = hello_park_take(park, f.k2, *state, 1, &reused);
     assert_ptr_not_equal(b, a);
     assert_int_equal(reused, 0);
     assert_ptr_equal(b->key, &KEY2);
@@ -195,8 +207,8 @@ static void test_keys_apart_and_others_handed_back(void **state)
     assert_ptr_equal(f.closed[0], a);
     assert_ptr_equal(f.closed_keys[0], &KEY1);
     /* While KEY2's connection is parked, KEY2 gets it back. */
-    hello_park_give(park, &KEY2, b, 1);
-    assert_ptr_equal(hello_park_take(park, &KEY2, *state, 1, &reused), b);
+    hello_park_give(park, f.k2, b, 1);
+    assert_ptr_equal(hello_park_take(park, f.k2, *state, 1, &reused), b);
     assert_int_equal(reused, 1);
 }
 
@@ -205,24 +217,25 @@ static void test_nothing_parked_while_a_thread_waits(void **state)
     static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
     hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
     int reused;
-    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
     fake_conn *b;
 
     /* a is given back while the next take is inside open: it must go back
      * to the pool the waiting open draws from, not into the park. */
     f.give_during_open = a;
-    b = hello_park_take(park, &KEY1, *state, 1, &reused);
+    b = hello_park_take(park, f.k1, *state, 1, &reused);
     assert_non_null(b);
     assert_int_equal(f.nclosed, 1);
     assert_ptr_equal(f.closed[0], a);
     /* Once nobody waits, connections are parked again. */
-    hello_park_give(park, &KEY1, b, 1);
+    hello_park_give(park, f.k1, b, 1);
     assert_int_equal(f.nclosed, 1);
-    assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), b);
+    assert_ptr_equal(hello_park_take(park, f.k1, *state, 1, &reused), b);
 }
 
 typedef struct late_give {
     hello_park *park;
+    hello_park_key *key;
     void *conn;
 } late_give;
 
@@ -236,7 +249,7 @@ static void *APR_THREAD_FUNC give_when_hoping(apr_thread_t *thread, void *data)
         apr_thread_yield();
         hello_park_stats_get(g->park, &st);
     } while (st.hoping == 0);
-    hello_park_give(g->park, &KEY1, g->conn, 1);
+    hello_park_give(g->park, g->key, g->conn, 1);
     apr_thread_exit(thread, APR_SUCCESS);
     return NULL;
 }
@@ -250,16 +263,17 @@ static void test_take_waits_for_a_connection_in_use(void **state)
     apr_status_t rv;
     late_give g;
     int reused;
-    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
     fake_conn *b;
 
     /* a is in use and comes back while the next take waits: that take gets
      * it without asking the pool. */
     g.park = park;
+    g.key = f.k1;
     g.conn = a;
     assert_int_equal(apr_thread_create(&thread, NULL, give_when_hoping, &g, *state), APR_SUCCESS);
     alarm(30); /* a hang fails instead */
-    b = hello_park_take(park, &KEY1, *state, 1, &reused);
+    b = hello_park_take(park, f.k1, *state, 1, &reused);
     apr_thread_join(&rv, thread);
     alarm(0);
     /* The take waits at most a millisecond: on a slow machine the give may
@@ -286,12 +300,12 @@ static void test_take_with_nothing_in_use_opens_at_once(void **state)
     hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
     hello_park_stats st;
     int reused;
-    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
     apr_time_t start;
 
-    hello_park_give(park, &KEY1, a, 0);
+    hello_park_give(park, f.k1, a, 0);
     start = apr_time_now();
-    assert_non_null(hello_park_take(park, &KEY1, *state, 1, &reused));
+    assert_non_null(hello_park_take(park, f.k1, *state, 1, &reused));
     hello_park_stats_get(park, &st);
     assert_int_equal(st.waited, 0);
     assert_int_equal(st.in_use, 1);
@@ -305,20 +319,20 @@ static void test_idle_connection_trimmed(void **state)
     static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
     hello_park *park = new_park(*state, &f, 4, apr_time_from_msec(20));
     int reused;
-    fake_conn *a = hello_park_take(park, &KEY1, *state, 1, &reused);
-    fake_conn *b = hello_park_take(park, &KEY1, *state, 1, &reused);
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
+    fake_conn *b = hello_park_take(park, f.k1, *state, 1, &reused);
 
-    hello_park_give(park, &KEY1, a, 1);
+    hello_park_give(park, f.k1, a, 1);
     apr_sleep(apr_time_from_msec(40));
-    hello_park_give(park, &KEY1, b, 1);
+    hello_park_give(park, f.k1, b, 1);
     /* a waited longer than the limit: handed back at b's give. */
     assert_int_equal(f.nclosed, 1);
     assert_ptr_equal(f.closed[0], a);
-    assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), b);
+    assert_ptr_equal(hello_park_take(park, f.k1, *state, 1, &reused), b);
     /* A lone connection is kept however long it waits. */
-    hello_park_give(park, &KEY1, b, 1);
+    hello_park_give(park, f.k1, b, 1);
     apr_sleep(apr_time_from_msec(40));
-    assert_ptr_equal(hello_park_take(park, &KEY1, *state, 1, &reused), b);
+    assert_ptr_equal(hello_park_take(park, f.k1, *state, 1, &reused), b);
     assert_int_equal(f.nclosed, 1);
 }
 
@@ -331,22 +345,22 @@ static void test_flush_one_key(void **state)
     fake_conn *k2;
 
     for (int i = 0; i < 3; i++) {
-        k1[i] = hello_park_take(park, &KEY1, *state, 1, &reused);
+        k1[i] = hello_park_take(park, f.k1, *state, 1, &reused);
     }
     for (int i = 0; i < 3; i++) {
-        hello_park_give(park, &KEY1, k1[i], 1);
+        hello_park_give(park, f.k1, k1[i], 1);
     }
-    k2 = hello_park_take(park, &KEY2, *state, 1, &reused); /* hands KEY1's back */
+    k2 = hello_park_take(park, f.k2, *state, 1, &reused); /* hands KEY1's back */
     assert_int_equal(f.nclosed, 3);
-    k1[0] = hello_park_take(park, &KEY1, *state, 1, &reused); /* hands KEY2's back: none */
-    hello_park_give(park, &KEY2, k2, 1);
-    hello_park_give(park, &KEY1, k1[0], 1);
-    assert_int_equal(hello_park_flush(park, &KEY1), 1);
+    k1[0] = hello_park_take(park, f.k1, *state, 1, &reused); /* hands KEY2's back: none */
+    hello_park_give(park, f.k2, k2, 1);
+    hello_park_give(park, f.k1, k1[0], 1);
+    assert_int_equal(hello_park_flush(park, f.k1), 1);
     assert_int_equal(f.nclosed, 4);
     assert_ptr_equal(f.closed[3], k1[0]);
-    assert_int_equal(hello_park_flush(park, &KEY1), 0);
+    assert_int_equal(hello_park_flush(park, f.k1), 0);
     /* KEY2's is still there. */
-    assert_ptr_equal(hello_park_take(park, &KEY2, *state, 1, &reused), k2);
+    assert_ptr_equal(hello_park_take(park, f.k2, *state, 1, &reused), k2);
     assert_int_equal(reused, 1);
 }
 
@@ -358,13 +372,13 @@ static void test_open_tried_again(void **state)
     int reused;
 
     f.fail_next = 2;
-    assert_null(hello_park_take(park, &KEY1, *state, 2, &reused));
+    assert_null(hello_park_take(park, f.k1, *state, 2, &reused));
     assert_int_equal(f.open_calls, 2);
     f.fail_next = 2;
-    assert_non_null(hello_park_take(park, &KEY1, *state, 3, &reused));
+    assert_non_null(hello_park_take(park, f.k1, *state, 3, &reused));
     assert_int_equal(f.open_calls, 5);
     f.fail_next = 5;
-    assert_null(hello_park_take(park, &KEY1, *state, 0, &reused)); /* 0: once */
+    assert_null(hello_park_take(park, f.k1, *state, 0, &reused)); /* 0: once */
     assert_int_equal(f.open_calls, 6);
     hello_park_stats_get(park, &st);
     assert_int_equal(st.opened, 1);
@@ -381,7 +395,7 @@ static void test_open_retries_bounded_in_time(void **state)
      * is room for a second try, not a third. */
     f.fail_next = 100;
     f.open_sleep = apr_time_from_msec(600);
-    assert_null(hello_park_take(park, &KEY1, *state, 50, &reused));
+    assert_null(hello_park_take(park, f.k1, *state, 50, &reused));
     assert_int_equal(f.open_calls, 2);
 }
 
@@ -396,10 +410,10 @@ static void test_pool_cleanup_hands_all_back(void **state)
     assert_int_equal(apr_pool_create(&child, *state), APR_SUCCESS);
     park = new_park(child, &f, 4, LONG_IDLE);
     for (int i = 0; i < 3; i++) {
-        c[i] = hello_park_take(park, &KEY1, *state, 1, &reused);
+        c[i] = hello_park_take(park, f.k1, *state, 1, &reused);
     }
     for (int i = 0; i < 3; i++) {
-        hello_park_give(park, &KEY1, c[i], 1);
+        hello_park_give(park, f.k1, c[i], 1);
     }
     assert_int_equal(f.nclosed, 0);
     apr_pool_destroy(child);
@@ -460,7 +474,7 @@ static void bounded_close(void *baton, void *key, void *conn)
 
 typedef struct worker_arg {
     hello_park *park;
-    void *key;
+    hello_park_key *key;
     apr_pool_t *pool;
     int rounds;
     volatile int *in_use; /* per connection id: nonzero while a worker holds it */
@@ -489,11 +503,15 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *data)
     return NULL;
 }
 
-static void test_threads_never_starve(void **state)
+/* THREADS threads take and give (one give in 97 not kept) against a pool
+ * of 2 connections, on two keys (max: the keys' pool size as the park is
+ * told, 0: not told); returns the park's statistics. */
+static void run_threads(apr_pool_t *pool, int two_keys, int max, hello_park_stats *st)
 {
     enum { THREADS = 8, ROUNDS = 20000 };
     bounded_dbd b;
     hello_park *park = NULL;
+    hello_park_key *keys[2];
     apr_thread_t *threads[THREADS];
     worker_arg args[THREADS];
     volatile int in_use[16] = { 0 };
@@ -501,19 +519,19 @@ static void test_threads_never_starve(void **state)
 
     memset(&b, 0, sizeof(b));
     b.max = 2; /* far fewer connections than threads, as with a small DBDMax */
-    assert_int_equal(apr_thread_mutex_create(&b.lock, APR_THREAD_MUTEX_DEFAULT, *state),
-                     APR_SUCCESS);
-    assert_int_equal(apr_thread_cond_create(&b.cond, *state), APR_SUCCESS);
-    assert_int_equal(apr_pool_create(&child, *state), APR_SUCCESS);
+    assert_int_equal(apr_thread_mutex_create(&b.lock, APR_THREAD_MUTEX_DEFAULT, pool), APR_SUCCESS);
+    assert_int_equal(apr_thread_cond_create(&b.cond, pool), APR_SUCCESS);
+    assert_int_equal(apr_pool_create(&child, pool), APR_SUCCESS);
     assert_int_equal(
         hello_park_create(&park, child, THREADS, LONG_IDLE, bounded_open, bounded_close, &b),
         APR_SUCCESS);
+    keys[0] = hello_park_key_add(park, &KEY1, max);
+    keys[1] = two_keys ? hello_park_key_add(park, &KEY2, max) : keys[0];
     /* A deadlock hangs here: fail instead. */
     alarm(120);
     for (int i = 0; i < THREADS; i++) {
-        args[i] = (worker_arg){ park, i % 2 ? &KEY1 : &KEY2, *state, ROUNDS, in_use, 0 };
-        assert_int_equal(apr_thread_create(&threads[i], NULL, worker, &args[i], *state),
-                         APR_SUCCESS);
+        args[i] = (worker_arg){ park, keys[i % 2], pool, ROUNDS, in_use, 0 };
+        assert_int_equal(apr_thread_create(&threads[i], NULL, worker, &args[i], pool), APR_SUCCESS);
     }
     for (int i = 0; i < THREADS; i++) {
         apr_status_t rv;
@@ -521,12 +539,107 @@ static void test_threads_never_starve(void **state)
         assert_int_equal(args[i].conflicts, 0);
     }
     alarm(0);
+    hello_park_stats_get(park, st);
+    assert_int_equal(st->reused + st->opened, THREADS * ROUNDS);
+    assert_int_equal(st->failed, 0);
+    assert_int_equal(st->in_use, 0);
     assert_true(b.max_out <= b.max);
     assert_true(b.total <= b.max);
     apr_pool_destroy(child);
     /* Every connection is back in the pool once the park is gone. */
     assert_int_equal(b.out, 0);
     assert_int_equal(b.nidle, b.total);
+}
+
+static void test_threads_never_starve(void **state)
+{
+    hello_park_stats st;
+
+    run_threads(*state, 0, 0, &st); /* one key, pool size not known */
+    run_threads(*state, 0, 2, &st); /* one key, pool size known */
+    /* Known size: the park opens only to replace what it handed back (the
+     * gives not kept), never for want of a connection in use. */
+    assert_true(st.opened <= 2 + st.returned);
+    print_message("known size: reused %lu opened %lu returned %lu waited %lu\n",
+                  (unsigned long)st.reused, (unsigned long)st.opened, (unsigned long)st.returned,
+                  (unsigned long)st.waited);
+    assert_true(st.returned <= 8 * 20000 / 97 + 8);
+}
+
+static void test_threads_two_keys_one_pool(void **state)
+{
+    hello_park_stats st;
+
+    /* Two keys, one pool of 2 (two virtual hosts on one mod_dbd pool): each
+     * key believes it may have 2, so a key's thread can wait inside open for
+     * a connection the other key holds; handing back across keys keeps it
+     * moving. */
+    run_threads(*state, 2, 2, &st);
+    run_threads(*state, 2, 0, &st);
+}
+
+static void test_known_size_waits_instead_of_opening(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park_max(*state, &f, 8, LONG_IDLE, 2);
+    hello_park_stats st;
+    apr_thread_t *thread;
+    apr_status_t rv;
+    late_give g;
+    int reused;
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
+    fake_conn *b = hello_park_take(park, f.k1, *state, 1, &reused);
+    fake_conn *c;
+
+    assert_int_equal(f.open_calls, 2);
+    assert_int_equal(hello_park_key_held(park, f.k1), 2);
+    /* Both are in use and the pool lends 2: the third take must wait for
+     * one, however long, and never call open (which would block in
+     * mod_dbd). */
+    g.park = park;
+    g.key = f.k1;
+    g.conn = b;
+    assert_int_equal(apr_thread_create(&thread, NULL, give_when_hoping, &g, *state), APR_SUCCESS);
+    alarm(30);
+    c = hello_park_take(park, f.k1, *state, 1, &reused);
+    apr_thread_join(&rv, thread);
+    alarm(0);
+    assert_ptr_equal(c, b);
+    assert_int_equal(reused, 1);
+    assert_int_equal(f.open_calls, 2);
+    hello_park_stats_get(park, &st);
+    assert_int_equal(st.waited, 1);
+    /* A connection given back broken makes room: the next take opens. */
+    hello_park_give(park, f.k1, a, 0);
+    assert_int_equal(hello_park_key_held(park, f.k1), 1);
+    assert_non_null(hello_park_take(park, f.k1, *state, 1, &reused));
+    assert_int_equal(reused, 0);
+    assert_int_equal(f.open_calls, 3);
+}
+
+static void test_known_size_other_key_opening_gets_gives(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park_max(*state, &f, 8, LONG_IDLE, 2);
+    int reused;
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
+    fake_conn *b;
+
+    /* KEY2 opens while KEY1's connection comes back: KEY2's thread may be
+     * waiting in mod_dbd for it (one pool for both), so it goes back there. */
+    f.give_during_open = a;
+    b = hello_park_take(park, f.k2, *state, 1, &reused);
+    assert_non_null(b);
+    assert_int_equal(f.nclosed, 1);
+    assert_ptr_equal(f.closed[0], a);
+    assert_int_equal(hello_park_key_held(park, f.k1), 0);
+    /* A key's own gives during its own open are kept: its threads open only
+     * below its pool's size, so none waits for them. */
+    a = hello_park_take(park, f.k2, *state, 1, &reused); /* opens: b is in use */
+    assert_int_equal(reused, 0);
+    f.give_during_open = a;
+    hello_park_give(park, f.k2, b, 1);
+    assert_int_equal(f.nclosed, 1);
 }
 
 #define POOL_TEST(f) cmocka_unit_test_setup_teardown(f, unit_pool_setup, unit_pool_teardown)
@@ -547,7 +660,10 @@ int main(void)
         POOL_TEST(test_open_tried_again),
         POOL_TEST(test_open_retries_bounded_in_time),
         POOL_TEST(test_pool_cleanup_hands_all_back),
+        POOL_TEST(test_known_size_waits_instead_of_opening),
+        POOL_TEST(test_known_size_other_key_opening_gets_gives),
         POOL_TEST(test_threads_never_starve),
+        POOL_TEST(test_threads_two_keys_one_pool),
     };
 
     return cmocka_run_group_tests_name("park", tests, unit_group_setup, unit_group_teardown);
