@@ -463,6 +463,11 @@ static hello_watchdog *hello_wd;
 
 static void log_watchdog(void *baton, int sockets, apr_interval_time_t overdue)
 {
+    /* The shut connections include idle ones in mod_dbd's pool: the next
+     * opens must get past them. */
+    if (hello_conn_park != NULL) {
+        hello_park_suspect(hello_conn_park, sockets);
+    }
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, (server_rec *)baton,
                  "mod_hello: a database call ran %" APR_TIME_T_FMT " ms past HelloDBDTimeout; "
                  "shut down this process's %d database connection(s) so that blocked "

@@ -43,6 +43,7 @@ struct hello_park {
     int hoping;  /* threads waiting on `given` */
     int in_use;  /* taken and not given back yet */
     int shut;    /* the pool is going: park nothing more */
+    int suspect; /* connections in the pool behind open that may be dead */
     apr_interval_time_t idle_limit;
     hello_park_open_fn open;
     hello_park_close_fn close;
@@ -147,16 +148,23 @@ hello_park_key *hello_park_key_add(hello_park *park, void *id, int max)
     return key;
 }
 
-static void *open_some(hello_park_open_fn open, void *baton, void *id, apr_pool_t *pool, int tries)
+/* Calls open up to tries times while it answers NULL, within the budget;
+ * *nulls: how many NULLs it answered. */
+static void *open_some(hello_park_open_fn open, void *baton, void *id, apr_pool_t *pool, int tries,
+                       int *nulls)
 {
     apr_time_t deadline = apr_time_now() + HELLO_PARK_OPEN_BUDGET;
     void *conn = NULL;
 
+    *nulls = 0;
     for (int i = 0; i < (tries > 0 ? tries : 1) && conn == NULL; i++) {
         if (i > 0 && apr_time_now() > deadline) {
             break;
         }
         conn = open(baton, id, pool);
+        if (conn == NULL) {
+            (*nulls)++;
+        }
     }
     return conn;
 }
@@ -188,6 +196,7 @@ void *hello_park_take(hello_park *park, hello_park_key *key, apr_pool_t *pool, i
 {
     void *conn;
     int hoped = 0;
+    int nulls = 0;
 
     *reused = 0;
     apr_thread_mutex_lock(park->lock);
@@ -228,13 +237,16 @@ void *hello_park_take(hello_park *park, hello_park_key *key, apr_pool_t *pool, i
     hand_back(park, key, 1);
     key->opening++;
     park->opening++;
+    /* Each dead connection in the pool costs one NULL before a live one. */
+    tries = (tries > 0 ? tries : 1) + park->suspect;
     apr_thread_mutex_unlock(park->lock);
 
-    conn = open_some(park->open, park->baton, key->id, pool, tries);
+    conn = open_some(park->open, park->baton, key->id, pool, tries, &nulls);
 
     apr_thread_mutex_lock(park->lock);
     key->opening--;
     park->opening--;
+    park->suspect = park->suspect > nulls ? park->suspect - nulls : 0;
     if (conn != NULL) {
         park->stats.opened++;
         park->in_use++;
@@ -320,4 +332,13 @@ int hello_park_key_held(hello_park *park, const hello_park_key *key)
     held = key->held;
     apr_thread_mutex_unlock(park->lock);
     return held;
+}
+
+void hello_park_suspect(hello_park *park, int count)
+{
+    apr_thread_mutex_lock(park->lock);
+    if (count > park->suspect) {
+        park->suspect = count;
+    }
+    apr_thread_mutex_unlock(park->lock);
 }

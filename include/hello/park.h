@@ -93,6 +93,12 @@ int hello_park_flush(hello_park *park, hello_park_key *key);
 
 void hello_park_stats_get(hello_park *park, hello_park_stats *stats);
 
+/* Says that up to count connections in the pool behind open may be dead
+ * (their sockets were shut down): the next takes that call open try that
+ * many more times, as each dead one answers NULL once (mod_dbd drops it
+ * when its check fails). Thread-safe. */
+void hello_park_suspect(hello_park *park, int count);
+
 /* How many connections key holds (parked or in use). */
 int hello_park_key_held(hello_park *park, const hello_park_key *key);
 

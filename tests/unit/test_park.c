@@ -385,6 +385,32 @@ static void test_open_tried_again(void **state)
     assert_int_equal(st.failed, 2);
 }
 
+static void test_suspect_connections_tried_past(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park(*state, &f, 4, LONG_IDLE);
+    int reused;
+
+    /* Three dead connections in the pool (say the watchdog shut them): a
+     * take gets past them although it asked for one try. */
+    hello_park_suspect(park, 3);
+    f.fail_next = 3;
+    assert_non_null(hello_park_take(park, f.k1, *state, 1, &reused));
+    assert_int_equal(f.open_calls, 4);
+    /* Used up: a failing open is tried once again. */
+    f.fail_next = 5;
+    assert_null(hello_park_take(park, f.k2, *state, 1, &reused));
+    assert_int_equal(f.open_calls, 5);
+    /* Partly used: what is left carries over. */
+    hello_park_suspect(park, 4);
+    f.fail_next = 1;
+    assert_non_null(hello_park_take(park, f.k2, *state, 1, &reused));
+    assert_int_equal(f.open_calls, 7);
+    f.fail_next = 10;
+    assert_null(hello_park_take(park, f.k2, *state, 1, &reused));
+    assert_int_equal(f.open_calls, 7 + 1 + 3);
+}
+
 static void test_open_retries_bounded_in_time(void **state)
 {
     static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
@@ -658,6 +684,7 @@ int main(void)
         POOL_TEST(test_idle_connection_trimmed),
         POOL_TEST(test_flush_one_key),
         POOL_TEST(test_open_tried_again),
+        POOL_TEST(test_suspect_connections_tried_past),
         POOL_TEST(test_open_retries_bounded_in_time),
         POOL_TEST(test_pool_cleanup_hands_all_back),
         POOL_TEST(test_known_size_waits_instead_of_opening),
