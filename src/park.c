@@ -23,8 +23,19 @@ struct hello_park_key {
     int max;     /* most connections its pool lends at once; 0: not known */
     int held;    /* from open and not yet closed: parked or in use */
     int opening; /* threads inside open */
+    int queued;  /* waiters of this key in the queue */
     hello_park_key *next;
 };
+
+/* A take waiting, in arrival order, for a connection of its key (known
+ * pool size only). A give hands its connection to the first waiter of the
+ * key, so that a waiter is served before any later take: no waiter starves
+ * while newer requests keep the connections busy. */
+typedef struct waiter {
+    hello_park_key *key;
+    void *conn; /* set by the give that serves this waiter */
+    struct waiter *next;
+} waiter;
 
 typedef struct parked {
     hello_park_key *key;
@@ -49,6 +60,7 @@ struct hello_park {
     hello_park_close_fn close;
     void *baton;
     hello_park_key *keys;
+    waiter *queue; /* oldest first */
     hello_park_stats stats;
 };
 
@@ -191,36 +203,81 @@ static void hope(hello_park *park, apr_interval_time_t timeout)
     park->hoping--;
 }
 
+/* The first waiter of key in the queue, or NULL. Lock held. */
+static waiter *first_waiter(const hello_park *park, const hello_park_key *key)
+{
+    for (waiter *w = park->queue; w != NULL; w = w->next) {
+        if (w->key == key) {
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static void dequeue(hello_park *park, const waiter *me)
+{
+    for (waiter **w = &park->queue; *w != NULL; w = &(*w)->next) {
+        if (*w == me) {
+            *w = me->next;
+            me->key->queued--;
+            return;
+        }
+    }
+}
+
+/* Queues behind earlier waiters of key until a give hands over a
+ * connection, or the key may open one (a connection was closed) and this
+ * is its first waiter. Returns the connection, or NULL to open. Lock held. */
+static void *wait_in_line(hello_park *park, hello_park_key *key)
+{
+    waiter me = { key, NULL, NULL };
+    waiter **tail = &park->queue;
+
+    while (*tail != NULL) {
+        tail = &(*tail)->next;
+    }
+    *tail = &me;
+    key->queued++;
+    /* Those inside open count: each will hold one. */
+    while (me.conn == NULL && !park->shut &&
+           (key->held + key->opening >= key->max || first_waiter(park, key) != &me)) {
+        hope(park, HELLO_PARK_FULL_WAIT);
+    }
+    if (me.conn == NULL) {
+        dequeue(park, &me);
+        /* The next waiter may be free to open too. */
+        if (key->queued > 0) {
+            apr_thread_cond_broadcast(park->given);
+        }
+    }
+    return me.conn;
+}
+
 void *hello_park_take(hello_park *park, hello_park_key *key, apr_pool_t *pool, int tries,
                       int *reused)
 {
-    void *conn;
+    void *conn = NULL;
     int hoped = 0;
     int nulls = 0;
 
     *reused = 0;
     apr_thread_mutex_lock(park->lock);
-    for (;;) {
+    if (key->queued == 0) {
         conn = pop(park, key);
-        if (conn != NULL || park->shut) {
-            break;
-        }
-        if (key->max > 0 && key->held >= key->max) {
-            /* Every connection the pool may lend this key is in use here:
-             * open would wait in mod_dbd for one of them, which a give
-             * would then park. Wait here instead; a give wakes us. */
-            hope(park, HELLO_PARK_FULL_WAIT);
-            hoped = 1;
-            continue;
-        }
-        if (key->max == 0 && park->in_use > 0 && !hoped) {
-            /* Without the pool's size, guess: one in use will likely be
-             * back in a few microseconds. */
-            hope(park, HELLO_PARK_HOPE);
-            hoped = 1;
-            continue;
-        }
-        break;
+    }
+    if (conn == NULL && !park->shut && key->max > 0 && (key->held >= key->max || key->queued > 0)) {
+        /* Every connection the pool may lend this key is in use here (or
+         * others already wait for one): open would wait in mod_dbd for a
+         * connection a give would then park. Wait here, in line. */
+        conn = wait_in_line(park, key);
+        hoped = 1;
+    }
+    else if (conn == NULL && !park->shut && key->max == 0 && park->in_use > 0) {
+        /* Without the pool's size, guess: one in use will likely be back
+         * in a few microseconds. */
+        hope(park, HELLO_PARK_HOPE);
+        hoped = 1;
+        conn = pop(park, key);
     }
     if (conn != NULL) {
         park->stats.reused++;
@@ -254,6 +311,9 @@ void *hello_park_take(hello_park *park, hello_park_key *key, apr_pool_t *pool, i
     }
     else {
         park->stats.failed++;
+        if (key->queued > 0) {
+            apr_thread_cond_broadcast(park->given); /* a waiter may open instead */
+        }
     }
     apr_thread_mutex_unlock(park->lock);
     return conn;
@@ -282,6 +342,15 @@ void hello_park_give(hello_park *park, hello_park_key *key, void *conn, int keep
     }
     apr_thread_mutex_lock(park->lock);
     park->in_use--;
+    if (keep && !park->shut && key->queued > 0) {
+        /* Straight to the longest waiter of this key. */
+        waiter *w = first_waiter(park, key);
+        dequeue(park, w);
+        w->conn = conn;
+        apr_thread_cond_broadcast(park->given);
+        apr_thread_mutex_unlock(park->lock);
+        return;
+    }
     if (!keep || park->shut || someone_may_wait_for(park, key) || park->count == park->capacity) {
         close_conn(park, key, conn);
         apr_thread_mutex_unlock(park->lock);

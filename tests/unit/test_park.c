@@ -643,6 +643,57 @@ static void test_known_size_waits_instead_of_opening(void **state)
     assert_int_equal(f.open_calls, 3);
 }
 
+typedef struct in_line {
+    hello_park *park;
+    hello_park_key *key;
+    apr_pool_t *pool;
+    void *volatile got;
+} in_line;
+
+/* Takes (waiting in line), keeps the connection 20 ms, gives it back. */
+static void *APR_THREAD_FUNC take_hold_give(apr_thread_t *thread, void *data)
+{
+    in_line *l = data;
+    int reused;
+    void *conn = hello_park_take(l->park, l->key, l->pool, 1, &reused);
+
+    l->got = conn;
+    apr_sleep(apr_time_from_msec(20));
+    hello_park_give(l->park, l->key, conn, 1);
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+static void test_known_size_waiters_served_in_order(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park_max(*state, &f, 8, LONG_IDLE, 1);
+    hello_park_stats st;
+    apr_thread_t *thread;
+    apr_status_t rv;
+    in_line l = { park, NULL, *state, NULL };
+    int reused;
+    fake_conn *a = hello_park_take(park, f.k1, *state, 1, &reused);
+
+    l.key = f.k1;
+    assert_int_equal(apr_thread_create(&thread, NULL, take_hold_give, &l, *state), APR_SUCCESS);
+    alarm(30);
+    do {
+        apr_thread_yield();
+        hello_park_stats_get(park, &st);
+    } while (st.hoping == 0);
+    /* The waiter is in line: the give goes to it, not to the park, and a
+     * take that comes after it waits its turn instead of taking it. */
+    hello_park_give(park, f.k1, a, 1);
+    hello_park_stats_get(park, &st);
+    assert_int_equal(st.parked, 0);
+    assert_ptr_equal(hello_park_take(park, f.k1, *state, 1, &reused), a);
+    assert_ptr_equal(l.got, a); /* the waiter had it first */
+    apr_thread_join(&rv, thread);
+    alarm(0);
+    assert_int_equal(f.open_calls, 1);
+}
+
 static void test_known_size_other_key_opening_gets_gives(void **state)
 {
     static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
@@ -688,6 +739,7 @@ int main(void)
         POOL_TEST(test_open_retries_bounded_in_time),
         POOL_TEST(test_pool_cleanup_hands_all_back),
         POOL_TEST(test_known_size_waits_instead_of_opening),
+        POOL_TEST(test_known_size_waiters_served_in_order),
         POOL_TEST(test_known_size_other_key_opening_gets_gives),
         POOL_TEST(test_threads_never_starve),
         POOL_TEST(test_threads_two_keys_one_pool),
