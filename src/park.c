@@ -265,10 +265,12 @@ void *hello_park_take(hello_park *park, hello_park_key *key, apr_pool_t *pool, i
     if (key->queued == 0) {
         conn = pop(park, key);
     }
-    if (conn == NULL && !park->shut && key->max > 0 && (key->held >= key->max || key->queued > 0)) {
-        /* Every connection the pool may lend this key is in use here (or
-         * others already wait for one): open would wait in mod_dbd for a
-         * connection a give would then park. Wait here, in line. */
+    if (conn == NULL && !park->shut && key->max > 0 &&
+        (key->held + key->opening >= key->max || key->queued > 0)) {
+        /* Every connection the pool may lend this key is in use here or
+         * being opened (or others already wait for one): open would wait in
+         * mod_dbd for a connection a give would then park. Wait here, in
+         * line. */
         conn = wait_in_line(park, key);
         hoped = 1;
     }

@@ -18,9 +18,12 @@
  *
  * Each key (a server: mod_dbd keeps a pool per server) may say how many
  * connections its pool lends at once (DBDMax). Then a take that finds
- * nothing parked opens a connection only below that number, and otherwise
- * waits for a give: a thread never waits inside mod_dbd for a connection
- * parked here. Without the number, a take that finds nothing parked while
+ * nothing parked opens a connection only below that number (counting those
+ * being opened), and otherwise waits in line for a give, which goes to the
+ * first waiter of its key: a thread never waits inside mod_dbd for a
+ * connection parked here, and waiters are served in arrival order (a take
+ * that comes later waits behind them instead of taking a connection
+ * first). Without the number, a take that finds nothing parked while
  * connections are in use waits up to a millisecond for one to come back
  * before it calls open, and a give goes back to mod_dbd while a thread is
  * inside open and none waits here (that thread may be waiting for it).

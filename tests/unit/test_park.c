@@ -469,6 +469,9 @@ static void *bounded_open(void *baton, void *key, apr_pool_t *pool)
 
     (void)key;
     (void)pool;
+    /* Opening takes time (a TCP connect, a ping): long enough for other
+     * threads to decide to open too. */
+    apr_sleep(200);
     apr_thread_mutex_lock(b->lock);
     while (b->nidle == 0 && b->total == b->max) {
         apr_thread_cond_wait(b->cond, b->lock);
@@ -505,6 +508,7 @@ typedef struct worker_arg {
     int rounds;
     volatile int *in_use; /* per connection id: nonzero while a worker holds it */
     int conflicts;
+    int drop_every; /* one give in this many is not kept; 0: all kept */
 } worker_arg;
 
 static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *data)
@@ -522,7 +526,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *data)
         }
         if (c != NULL) {
             __sync_fetch_and_sub(&w->in_use[c->id], 1);
-            hello_park_give(w->park, w->key, c, (i % 97) != 0);
+            hello_park_give(w->park, w->key, c, w->drop_every == 0 || (i % w->drop_every) != 0);
         }
     }
     apr_thread_exit(thread, APR_SUCCESS);
@@ -532,7 +536,8 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *thread, void *data)
 /* THREADS threads take and give (one give in 97 not kept) against a pool
  * of 2 connections, on two keys (max: the keys' pool size as the park is
  * told, 0: not told); returns the park's statistics. */
-static void run_threads(apr_pool_t *pool, int two_keys, int max, hello_park_stats *st)
+static void run_threads(apr_pool_t *pool, int two_keys, int max, int drop_every,
+                        hello_park_stats *st)
 {
     enum { THREADS = 8, ROUNDS = 20000 };
     bounded_dbd b;
@@ -554,9 +559,9 @@ static void run_threads(apr_pool_t *pool, int two_keys, int max, hello_park_stat
     keys[0] = hello_park_key_add(park, &KEY1, max);
     keys[1] = two_keys ? hello_park_key_add(park, &KEY2, max) : keys[0];
     /* A deadlock hangs here: fail instead. */
-    alarm(120);
+    alarm(60);
     for (int i = 0; i < THREADS; i++) {
-        args[i] = (worker_arg){ park, keys[i % 2], pool, ROUNDS, in_use, 0 };
+        args[i] = (worker_arg){ park, keys[i % 2], pool, ROUNDS, in_use, 0, drop_every };
         assert_int_equal(apr_thread_create(&threads[i], NULL, worker, &args[i], pool), APR_SUCCESS);
     }
     for (int i = 0; i < THREADS; i++) {
@@ -581,15 +586,18 @@ static void test_threads_never_starve(void **state)
 {
     hello_park_stats st;
 
-    run_threads(*state, 0, 0, &st); /* one key, pool size not known */
-    run_threads(*state, 0, 2, &st); /* one key, pool size known */
+    run_threads(*state, 0, 0, 97, &st); /* one key, pool size not known */
+    run_threads(*state, 0, 2, 97, &st); /* one key, pool size known */
     /* Known size: the park opens only to replace what it handed back (the
      * gives not kept), never for want of a connection in use. */
     assert_true(st.opened <= 2 + st.returned);
-    print_message("known size: reused %lu opened %lu returned %lu waited %lu\n",
-                  (unsigned long)st.reused, (unsigned long)st.opened, (unsigned long)st.returned,
-                  (unsigned long)st.waited);
     assert_true(st.returned <= 8 * 20000 / 97 + 8);
+    /* Every give kept: nothing ever goes back to the pool, so a thread that
+     * opened beyond the pool's size (counting those still opening) would
+     * wait in it for good. */
+    run_threads(*state, 0, 2, 0, &st);
+    assert_int_equal(st.opened, 2);
+    assert_int_equal(st.returned, 0);
 }
 
 static void test_threads_two_keys_one_pool(void **state)
@@ -600,8 +608,9 @@ static void test_threads_two_keys_one_pool(void **state)
      * key believes it may have 2, so a key's thread can wait inside open for
      * a connection the other key holds; handing back across keys keeps it
      * moving. */
-    run_threads(*state, 2, 2, &st);
-    run_threads(*state, 2, 0, &st);
+    run_threads(*state, 2, 2, 97, &st);
+    run_threads(*state, 2, 0, 97, &st);
+    run_threads(*state, 2, 2, 0, &st);
 }
 
 static void test_known_size_waits_instead_of_opening(void **state)
