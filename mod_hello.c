@@ -690,7 +690,12 @@ static hello_park_key *park_key_of(const request_rec *r)
     return hello_conn_park ? conf->park_key : NULL;
 }
 
-static ap_dbd_t *acquire_for_request(void *arg, int tries, int *reused)
+/* How many times a request asks mod_dbd for a connection: a NULL may be a
+ * dead pooled connection mod_dbd has just dropped, not a database that is
+ * down (the park adds tries after it learns of dead connections). */
+#define HELLO_OPEN_TRIES 2
+
+static ap_dbd_t *acquire_for_request(void *arg, int *reused)
 {
     request_rec *r = arg;
     hello_park_key *key = park_key_of(r);
@@ -699,7 +704,7 @@ static ap_dbd_t *acquire_for_request(void *arg, int tries, int *reused)
         *reused = 0;
         return hello_dbd_open(r->pool, r->server);
     }
-    return hello_park_take(hello_conn_park, key, r->pool, tries, reused);
+    return hello_park_take(hello_conn_park, key, r->pool, HELLO_OPEN_TRIES, reused);
 }
 
 static void release_for_request(void *arg, ap_dbd_t *dbd, int keep)

@@ -14,6 +14,9 @@
  * come back before it calls open. */
 #define HELLO_PARK_HOPE apr_time_from_msec(1)
 
+/* How many connections a pool of unknown size is taken to hold. */
+#define HELLO_PARK_UNKNOWN_POOL 64
+
 /* For a key at its pool size: how long a take waits for a connection
  * before it looks again (a give or a close wakes it at once). */
 #define HELLO_PARK_FULL_WAIT apr_time_from_sec(1)
@@ -378,9 +381,19 @@ void hello_park_give(hello_park *park, hello_park_key *key, void *conn, int keep
 int hello_park_flush(hello_park *park, hello_park_key *key)
 {
     int handed;
+    int dead;
 
     apr_thread_mutex_lock(park->lock);
     handed = hand_back(park, key, 0);
+    /* Every connection of the key's pool may be dead: those just handed
+     * back, the one given back broken, those idle in the pool. */
+    dead = key->max > 0 ? key->max : HELLO_PARK_UNKNOWN_POOL;
+    if (handed + 1 > dead) {
+        dead = handed + 1;
+    }
+    if (dead > park->suspect) {
+        park->suspect = dead;
+    }
     apr_thread_mutex_unlock(park->lock);
     return handed;
 }

@@ -42,14 +42,6 @@ static int conflict(ap_dbd_t *dbd, int rv)
  * one between the flush and the next take). */
 #define HELLO_DBD_RUNS 3
 
-/* How many times to ask mod_dbd for a connection: each NULL it answers may
- * be a dead pooled connection it has just dropped (after a database
- * restart), not a database that is down. */
-#define HELLO_DBD_OPEN_TRIES 2
-/* The same after a dead parked connection: mod_dbd's own list is likely
- * full of dead ones too. */
-#define HELLO_DBD_REPLACE_TRIES 64
-
 /* The statement `which` on the request's connection, taking one first if
  * needed; NULL with *err set when there is no connection or no statement. */
 static apr_dbd_prepared_t *statement(hello_dbd_store *st, apr_pool_t *pool,
@@ -59,8 +51,7 @@ static apr_dbd_prepared_t *statement(hello_dbd_store *st, apr_pool_t *pool,
     ap_dbd_t *dbd;
 
     if (st->dbd == NULL) {
-        st->dbd = st->acquire(st->arg, st->tries ? st->tries : HELLO_DBD_OPEN_TRIES, &st->reused);
-        st->tries = 0;
+        st->dbd = st->acquire(st->arg, &st->reused);
         if (st->dbd == NULL) {
             *err = "no database connection could be acquired from mod_dbd "
                    "(see the DBD error logged before this line)";
@@ -98,7 +89,6 @@ static int replace_dead(hello_dbd_store *st, apr_pool_t *pool, int run)
 {
     ap_dbd_t *dbd = st->dbd;
     apr_status_t rv;
-    int handed;
 
     if (dbd == NULL) {
         return 0; /* none could be acquired */
@@ -112,12 +102,8 @@ static int replace_dead(hello_dbd_store *st, apr_pool_t *pool, int run)
     if (!st->reused || run >= HELLO_DBD_RUNS) {
         return 0;
     }
-    handed = st->flush(st->arg);
-    /* mod_dbd answers NULL once for each dead connection it drops before it
-     * opens a new one: this one, those just handed back, and those that had
-     * gone back to it before (up to DBDMax). Checking a dead connection
-     * fails at once; hello_park_take stops after a second in any case. */
-    st->tries = handed + 1 + HELLO_DBD_REPLACE_TRIES;
+    /* The next acquire gets past the dead ones mod_dbd drops. */
+    st->flush(st->arg);
     st->replaced++;
     return 1;
 }
@@ -266,7 +252,6 @@ void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx)
 {
     ctx->dbd = NULL;
     ctx->reused = 0;
-    ctx->tries = 0;
     ctx->replaced = 0;
     store->ctx = ctx;
     store->get = dbd_get;

@@ -91,7 +91,10 @@ void *hello_park_take(hello_park *park, hello_park_key *key, apr_pool_t *pool, i
 void hello_park_give(hello_park *park, hello_park_key *key, void *conn, int keep);
 
 /* Hands every connection parked for key to close; returns how many. For
- * when one of them turned out dead: the others are likely dead too. */
+ * when a connection of key turned out dead: the others are likely dead
+ * too, and so are those idle in the pool behind open, so the next opens
+ * try past as many as the key's pool holds (see hello_park_suspect; 64 if
+ * its size is not known). */
 int hello_park_flush(hello_park *park, hello_park_key *key);
 
 void hello_park_stats_get(hello_park *park, hello_park_stats *stats);

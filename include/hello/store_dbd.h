@@ -9,14 +9,15 @@
 
 /* Takes a connection for the current request: a parked one that nothing
  * has checked since its last use (*reused = 1), or one mod_dbd has just
- * checked (tries: how many times to ask it, see hello_park_take). NULL when
- * the database cannot be reached (mod_dbd has logged why). */
-typedef ap_dbd_t *(*hello_dbd_acquire_fn)(void *arg, int tries, int *reused);
+ * checked. NULL when the database cannot be reached (mod_dbd has logged
+ * why). */
+typedef ap_dbd_t *(*hello_dbd_acquire_fn)(void *arg, int *reused);
 /* Gives it back: to be parked for the next request, or with keep = 0 (it
  * is broken) straight back to mod_dbd. */
 typedef void (*hello_dbd_release_fn)(void *arg, ap_dbd_t *dbd, int keep);
 /* Hands every parked connection back to mod_dbd, which checks each before
- * lending it again; returns how many. */
+ * lending it again, and makes the next acquires get past the dead ones
+ * mod_dbd drops (hello_park_flush); returns how many. */
 typedef int (*hello_dbd_flush_fn)(void *arg);
 
 /* One statement: the label it has on a connection, and, for the module's
@@ -38,7 +39,6 @@ typedef struct hello_dbd_store {
     hello_dbd_statement del; /* DELETE ... WHERE username = %s; label NULL: no DELETE */
     ap_dbd_t *dbd;           /* set on first use; NULL before and after */
     int reused;              /* dbd came from the park: unchecked */
-    int tries;               /* for the next acquire; 0 means 1 */
     int replaced;            /* dead parked connections replaced in this request */
 } hello_dbd_store;
 

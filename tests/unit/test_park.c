@@ -409,6 +409,28 @@ static void test_suspect_connections_tried_past(void **state)
     f.fail_next = 10;
     assert_null(hello_park_take(park, f.k2, *state, 1, &reused));
     assert_int_equal(f.open_calls, 7 + 1 + 3);
+    /* A flush (a parked connection was dead) suspects the key's whole pool:
+     * of unknown size here, taken as 64. */
+    assert_int_equal(hello_park_flush(park, f.k1), 0);
+    f.fail_next = 100;
+    assert_null(hello_park_take(park, f.k1, *state, 1, &reused));
+    assert_int_equal(f.open_calls, 11 + 1 + 64);
+}
+
+static void test_flush_suspects_the_pool_size(void **state)
+{
+    static fake_dbd f; /* outlives the test: the pool cleanup hands back to it */
+    hello_park *park = new_park_max(*state, &f, 8, LONG_IDLE, 3);
+    int reused;
+
+    /* DBDMax 3: at most 3 connections of the pool can be dead. */
+    assert_int_equal(hello_park_flush(park, f.k1), 0);
+    f.fail_next = 100;
+    assert_null(hello_park_take(park, f.k1, *state, 1, &reused));
+    assert_int_equal(f.open_calls, 1 + 3);
+    /* Used up. */
+    assert_null(hello_park_take(park, f.k1, *state, 1, &reused));
+    assert_int_equal(f.open_calls, 5);
 }
 
 static void test_open_retries_bounded_in_time(void **state)
@@ -745,6 +767,7 @@ int main(void)
         POOL_TEST(test_flush_one_key),
         POOL_TEST(test_open_tried_again),
         POOL_TEST(test_suspect_connections_tried_past),
+        POOL_TEST(test_flush_suspects_the_pool_size),
         POOL_TEST(test_open_retries_bounded_in_time),
         POOL_TEST(test_pool_cleanup_hands_all_back),
         POOL_TEST(test_known_size_waits_instead_of_opening),
