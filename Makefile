@@ -13,8 +13,10 @@ PYTHON   ?= /usr/bin/python3
 BUILD    := build
 
 SRC      := src/date.c src/validate.c src/json.c src/core.c src/metrics.c src/watchdog.c \
-            src/park.c src/store_dbd.c
-CORE_SRC := src/date.c src/validate.c src/json.c src/core.c src/metrics.c src/park.c
+            src/store_dbd.c
+GLUE     := mod_hello.c mod_hello_config.c
+CORE_SRC := src/date.c src/validate.c src/json.c src/core.c src/metrics.c src/watchdog.c \
+            src/store_dbd.c
 HDRS     := $(wildcard include/hello/*.h)
 WARN     := -Wall -Wextra -Werror
 
@@ -35,13 +37,13 @@ module: $(BUILD)/mod_hello.so
 
 # apxs compiles through libtool; its CFLAGS are Debian's hardening flags,
 # ours add the warnings. Objects go to $(BUILD)/obj so the tree stays clean.
-$(BUILD)/mod_hello.so: mod_hello.c $(SRC) $(HDRS)
+$(BUILD)/mod_hello.so: $(GLUE) mod_hello.h $(SRC) $(HDRS)
 	@test -n "$(HTTPD_INC)" || scripts/install-deps.sh build
 	@mkdir -p $(BUILD)/obj/src
-	cp mod_hello.c $(BUILD)/obj/ && cp $(SRC) $(BUILD)/obj/src/
+	cp $(GLUE) mod_hello.h $(BUILD)/obj/ && cp $(SRC) $(BUILD)/obj/src/
 	cd $(BUILD)/obj && $(APXS) -c -I$(CURDIR)/include \
 	    -Wc,-Wall -Wc,-Wextra -Wc,-Werror -Wc,-std=gnu11 \
-	    -o mod_hello.la mod_hello.c $(addprefix src/,$(notdir $(SRC))) -ljansson >build.log 2>&1 \
+	    -o mod_hello.la $(GLUE) $(addprefix src/,$(notdir $(SRC))) -ljansson >build.log 2>&1 \
 	    || { cat build.log; exit 1; }
 	@# A new file, not the old one rewritten: a running httpd has it mapped.
 	cp $(BUILD)/obj/.libs/mod_hello.so $@.tmp && mv -f $@.tmp $@
@@ -68,9 +70,9 @@ deps-test:
 
 # ---- tests ----------------------------------------------------------------
 
-UNIT_TESTS := test_date test_validate test_json test_core test_park
-UNIT_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Iinclude $(APR_CFLAGS)
-UNIT_LIBS := -lcmocka -ljansson $(APR_LIBS)
+UNIT_TESTS := test_date test_validate test_json test_core test_metrics test_watchdog test_store_dbd
+UNIT_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Iinclude -I$(HTTPD_INC) $(APR_CFLAGS)
+UNIT_LIBS := -lcmocka -ljansson $(APR_LIBS) -ldl
 
 $(BUILD)/unit/%: tests/unit/%.c $(CORE_SRC) $(HDRS) tests/unit/fake_store.h
 	@mkdir -p $(dir $@)
@@ -102,7 +104,7 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_common.h $(CORE_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(CORE_SRC) -ljansson $(APR_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(HTTPD_INC) -o $@ $< $(CORE_SRC) -ljansson $(APR_LIBS) -ldl
 
 # Each target runs FUZZ_SECONDS on a scratch corpus seeded from the checked-in
 # one; any crash, leak or timeout fails the run and leaves the reproducer in
@@ -123,10 +125,10 @@ fuzz-smoke:
 
 # ---- static analysis and style --------------------------------------------
 
-LINT_SRC := mod_hello.c $(SRC)
+LINT_SRC := $(GLUE) $(SRC)
 
 lint:
-	clang-format --dry-run -Werror $(LINT_SRC) $(HDRS) tests/fuzz/*.c tests/fuzz/*.h
+	clang-format --dry-run -Werror $(LINT_SRC) mod_hello.h $(HDRS) tests/fuzz/*.c tests/fuzz/*.h
 	@# System headers are left out (cppcheck would misread APR's); APR's
 	@# NULL-terminated apr_pstrcat is its documented convention.
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \

@@ -10,7 +10,7 @@ build="apache2 apache2-dev libaprutil1-dbd-mysql libjansson-dev pkg-config make 
 run="$build mariadb-server mariadb-client"
 test="$run libcmocka-dev python3-pytest python3-requests python3-jsonschema python3-yaml
       cppcheck clang clang-tidy clang-format libclang-rt-14-dev valgrind wrk curl
-      galera-4 rsync"
+      galera-4 rsync libaprutil1-dbd-sqlite3"
 bench="$run wrk libapache2-mod-php php-mysql curl valgrind"
 docs="graphviz"
 package="$build build-essential debhelper dpkg-dev libaprutil1-dbd-sqlite3 sqlite3 curl"

@@ -8,12 +8,14 @@
 #include "hello/json.h"
 #include "hello/validate.h"
 
-#define REASON_METHOD        "method not allowed: use GET, HEAD or PUT"
-#define REASON_METHOD_DELETE "method not allowed: use GET, HEAD, PUT or DELETE"
-#define REASON_USERNAME      "username must be 1 to 64 ASCII letters (A-Z, a-z)"
-#define REASON_MEDIA_TYPE    "Content-Type must be application/json"
-#define REASON_READ          "request body could not be read"
-#define REASON_READ_TIMEOUT  "request body was not received in time"
+#define ALLOW               "GET, HEAD, PUT"
+#define ALLOW_DELETE        "GET, HEAD, PUT, DELETE"
+#define METHODS             "GET, HEAD or PUT"
+#define METHODS_DELETE      "GET, HEAD, PUT or DELETE"
+#define REASON_USERNAME     "username must be 1 to 64 ASCII letters (A-Z, a-z)"
+#define REASON_MEDIA_TYPE   "Content-Type must be application/json"
+#define REASON_READ         "request body could not be read"
+#define REASON_READ_TIMEOUT "request body was not received in time"
 #define REASON_NOT_OBJECT \
     "request body must be a JSON object such as {\"dateOfBirth\":\"2000-01-31\"}"
 #define REASON_NO_DATE      "dateOfBirth is required, as a string YYYY-MM-DD"
@@ -85,11 +87,11 @@ static void handle_put(const hello_request *req, const hello_store *store, apr_p
     case HELLO_READ_OK:
         break;
     case HELLO_READ_TOO_LARGE:
-        fail(resp, pool, 413, hello_body_error_reason(pool, 413, req->max_body));
+        fail(resp, pool, 413, hello_error_reason(pool, req, 413, 1));
         return;
     default:
         read_status = read_status == 408 ? 408 : 400;
-        fail(resp, pool, read_status, hello_body_error_reason(pool, read_status, req->max_body));
+        fail(resp, pool, read_status, hello_error_reason(pool, req, read_status, 1));
         return;
     }
     switch (hello_body_parse(pool, body, len, &dob)) {
@@ -134,16 +136,39 @@ static void handle_delete(const hello_request *req, const hello_store *store, ap
     }
 }
 
-const char *hello_body_error_reason(apr_pool_t *pool, int status, size_t max_body)
+const char *hello_allow(int allow_delete)
 {
+    return allow_delete ? ALLOW_DELETE : ALLOW;
+}
+
+const char *hello_error_reason(apr_pool_t *pool, const hello_request *req, int status, int body)
+{
+    const char *methods = req->allow_delete ? METHODS_DELETE : METHODS;
+    const char *base = req->base ? req->base : "";
+
     switch (status) {
+    case 400:
+        return body ? REASON_READ
+                    : "the request is malformed: check the URL encoding and the headers";
+    case 404:
+        return apr_pstrcat(pool, "not found: use ",
+                           apr_pstrmemdup(pool, base, hello_path_trim(base, strlen(base))),
+                           "/<username>", NULL);
+    case 405:
+        return apr_pstrcat(pool, "method not allowed: use ", methods, NULL);
+    case 408:
+        return body ? REASON_READ_TIMEOUT : "the request was not received in time";
+    case 411:
+        return "a Content-Length or chunked body is required";
     case 413:
         return apr_psprintf(pool, "request body too large: the limit is %" APR_SIZE_T_FMT " bytes",
-                            max_body);
-    case 408:
-        return REASON_READ_TIMEOUT;
+                            req->max_body);
+    case 414:
+        return "the URL is too long";
+    case 501:
+        return apr_pstrcat(pool, "method unknown to the server: use ", methods, NULL);
     default:
-        return REASON_READ;
+        return NULL;
     }
 }
 
@@ -156,21 +181,15 @@ void hello_handle(const hello_request *req, const hello_store *store, apr_pool_t
     memset(resp, 0, sizeof(*resp));
 
     if (hello_path_segment(req->path, req->base, &segment, &segment_len) != HELLO_PATH_OK) {
-        const char *base = req->base ? req->base : "";
-        size_t n = strlen(base);
-        while (n > 0 && base[n - 1] == '/') {
-            n--;
-        }
-        fail(resp, pool, 404,
-             apr_pstrcat(pool, "not found: use ", apr_pstrmemdup(pool, base, n), "/<username>",
-                         NULL));
+        fail(resp, pool, 404, hello_error_reason(pool, req, 404, 0));
         return;
     }
     if (req->method == HELLO_METHOD_OTHER ||
         (req->method == HELLO_METHOD_DELETE && (!req->allow_delete || store->del == NULL))) {
-        int deletes = req->allow_delete && store->del != NULL;
-        resp->allow = deletes ? HELLO_ALLOW_DELETE : HELLO_ALLOW;
-        fail(resp, pool, 405, deletes ? REASON_METHOD_DELETE : REASON_METHOD);
+        hello_request allowed = *req;
+        allowed.allow_delete = req->allow_delete && store->del != NULL;
+        resp->allow = hello_allow(allowed.allow_delete);
+        fail(resp, pool, 405, hello_error_reason(pool, &allowed, 405, 0));
         return;
     }
     if (!hello_username_is_valid(segment, segment_len)) {

@@ -11,7 +11,8 @@ const apr_uint64_t hello_latency_bounds_us[HELLO_LATENCY_BUCKETS] = {
     500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000
 };
 
-static const char *const method_names[HELLO_MM_COUNT] = { "GET", "HEAD", "PUT", "DELETE", "OTHER" };
+static const char *const method_names[HELLO_METHOD_COUNT] = { "GET", "HEAD", "PUT", "DELETE",
+                                                              "OTHER" };
 
 void hello_metrics_init(hello_metrics *m, apr_uint64_t created)
 {
@@ -28,14 +29,13 @@ int hello_metrics_layout_ok(const hello_metrics *m)
            m->size == sizeof(*m);
 }
 
-void hello_metrics_request(hello_metrics *m, hello_metric_method method, int status,
-                           apr_uint64_t micros)
+void hello_metrics_request(hello_metrics *m, hello_method method, int status, apr_uint64_t micros)
 {
     int cls = status / 100 - 1;
     int b = 0;
 
-    if (method < 0 || method >= HELLO_MM_COUNT) {
-        method = HELLO_MM_OTHER;
+    if (method < 0 || method >= HELLO_METHOD_COUNT) {
+        method = HELLO_METHOD_OTHER;
     }
     if (cls < 0 || cls >= HELLO_STATUS_CLASSES) {
         cls = HELLO_STATUS_CLASSES - 1;
@@ -85,7 +85,7 @@ char *hello_metrics_prometheus(apr_pool_t *pool, const hello_metrics *m)
 #define LINE(...) (*(const char **)apr_array_push(out) = apr_psprintf(pool, __VA_ARGS__))
     LINE("# HELP hello_requests_total Requests answered under mod_hello's locations, by "
          "method and status class.\n# TYPE hello_requests_total counter\n");
-    for (int i = 0; i < HELLO_MM_COUNT; i++) {
+    for (int i = 0; i < HELLO_METHOD_COUNT; i++) {
         for (int c = 0; c < HELLO_STATUS_CLASSES; c++) {
             LINE("hello_requests_total{method=\"%s\",code=\"%dxx\"} %" APR_UINT64_T_FMT "\n",
                  method_names[i], c + 1, rd(&m->requests[i][c]));
@@ -132,7 +132,7 @@ char *hello_metrics_keyvalue(apr_pool_t *pool, const hello_metrics *m)
     apr_uint64_t total = 0;
 
 #define LINE(...) (*(const char **)apr_array_push(out) = apr_psprintf(pool, __VA_ARGS__))
-    for (int i = 0; i < HELLO_MM_COUNT; i++) {
+    for (int i = 0; i < HELLO_METHOD_COUNT; i++) {
         for (int c = 0; c < HELLO_STATUS_CLASSES; c++) {
             apr_uint64_t n = rd(&m->requests[i][c]);
             total += n;

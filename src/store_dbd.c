@@ -1,6 +1,6 @@
 /* The store interface on mod_dbd (see include/hello/store_dbd.h): the one
- * file of the core that knows about apr_dbd. Connections come from mod_dbd
- * through the glue's park (include/hello/park.h). Statements are prepared once
+ * file of the core that knows about apr_dbd. Connections are lent by mod_dbd
+ * through the glue's take function. Statements are prepared once
  * per pooled connection: by mod_dbd when it opens the connection for those
  * of the Hello*Query directives, and here, the first time a request on that
  * connection needs it, for the module's defaults. So a server or virtual
@@ -9,9 +9,10 @@
 #include <dlfcn.h>
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_dbd.h>
-#include <apr_time.h>
 #include <apr_hash.h>
+#include <apr_time.h>
 #include <apr_strings.h>
 #include <mod_dbd.h>
 
@@ -37,29 +38,29 @@ static int conflict(ap_dbd_t *dbd, int rv)
     return rv == 1213 && strcmp(apr_dbd_name(dbd->driver), "mysql") == 0;
 }
 
-/* How many times one store call runs its statement: once, and again after
- * each dead parked connection it replaced (another thread may park a dead
- * one between the flush and the next take). */
-#define HELLO_DBD_RUNS 3
+const char hello_dbd_no_connection[] = "no database connection could be taken from mod_dbd "
+                                       "(see the DBD error logged before this line)";
 
-/* The statement `which` on the request's connection, taking one first if
- * needed; NULL with *err set when there is no connection or no statement. */
-static apr_dbd_prepared_t *statement(hello_dbd_store *st, apr_pool_t *pool,
+/* What a statement run gets and gives: the username, the date to write,
+ * the date read. */
+typedef struct call_args {
+    const char *username;
+    const char *date;
+    hello_date *dob;
+} call_args;
+
+/* Runs one prepared statement: a hello_store_status, or -1 when the
+ * database failed (the connection may have died). */
+typedef int (*run_fn)(ap_dbd_t *dbd, apr_dbd_prepared_t *stmt, apr_pool_t *pool,
+                      const call_args *args, const char **err);
+
+/* The statement on the connection, prepared there first for a default;
+ * NULL with *err set when that fails or a directive's one is missing. */
+static apr_dbd_prepared_t *statement(ap_dbd_t *dbd, apr_pool_t *pool,
                                      const hello_dbd_statement *which, const char **err)
 {
-    apr_dbd_prepared_t *stmt;
-    ap_dbd_t *dbd;
+    apr_dbd_prepared_t *stmt = apr_hash_get(dbd->prepared, which->label, APR_HASH_KEY_STRING);
 
-    if (st->dbd == NULL) {
-        st->dbd = st->acquire(st->arg, &st->reused);
-        if (st->dbd == NULL) {
-            *err = "no database connection could be acquired from mod_dbd "
-                   "(see the DBD error logged before this line)";
-            return NULL;
-        }
-    }
-    dbd = st->dbd;
-    stmt = apr_hash_get(dbd->prepared, which->label, APR_HASH_KEY_STRING);
     if (stmt == NULL && which->sql != NULL) {
         /* Lives as long as the connection: its pool, its hash. The request
          * holds the connection alone, so no other thread sees the hash. */
@@ -78,45 +79,84 @@ static apr_dbd_prepared_t *statement(hello_dbd_store *st, apr_pool_t *pool,
     return stmt;
 }
 
-/* Called when a statement (or preparing it) failed on the request's
- * connection: 1 if it should run again on another connection. Checks the
- * connection now, which is the check mod_dbd would have made before lending
- * it: alive, the failure was the statement's own and stands. Dead, it goes
- * back to mod_dbd (which drops it at its next check) and so do the other
- * parked ones; only a statement that failed on a parked connection runs
- * again, one mod_dbd had just checked failing means the database is down. */
-static int replace_dead(hello_dbd_store *st, apr_pool_t *pool, int run)
+/* A loan from mod_dbd, watched: its ping can hang on a database that stopped
+ * answering. The socket is watched from now on, before any statement. */
+static ap_dbd_t *take(hello_dbd_store *st)
 {
-    ap_dbd_t *dbd = st->dbd;
-    apr_status_t rv;
+    int slot = hello_watchdog_begin(st->watchdog, HELLO_WATCH_LOAN);
+    ap_dbd_t *dbd = st->take(st->arg, st->loans > 0);
 
-    if (dbd == NULL) {
-        return 0; /* none could be acquired */
+    hello_watchdog_end(st->watchdog, slot);
+    st->loans++;
+    if (dbd != NULL) {
+        hello_watchdog_add_socket(st->watchdog, hello_dbd_socket(dbd), dbd->pool);
     }
-    rv = apr_dbd_check_conn(dbd->driver, pool, dbd->handle);
-    if (rv == APR_SUCCESS || rv == APR_ENOTIMPL) {
-        return 0;
+    return dbd;
+}
+
+static const char *const status_names[] = { "ok", "not found", "unavailable" };
+
+/* One store call on the request's connection, taken first if needed (see
+ * include/hello/store_dbd.h for when a second loan is made). */
+static hello_store_status run(hello_dbd_store *st, apr_pool_t *pool, const char *op,
+                              const hello_dbd_statement *which, run_fn fn, const call_args *args,
+                              const char **err)
+{
+    apr_time_t start = apr_time_now();
+    int result = -1;
+
+    *err = NULL;
+    while (st->dbd == NULL && (st->dbd = take(st)) == NULL) {
+        *err = hello_dbd_no_connection;
+        if (st->loans >= 2 || !apr_atomic_read32(&st->state->answered)) {
+            apr_atomic_set32(&st->state->answered, 0);
+            break;
+        }
     }
-    st->release(st->arg, dbd, 0);
-    st->dbd = NULL;
-    if (!st->reused || run >= HELLO_DBD_RUNS) {
-        return 0;
+    if (st->dbd != NULL) {
+        int slot = hello_watchdog_begin(st->watchdog, HELLO_WATCH_CALL);
+        apr_dbd_prepared_t *stmt;
+        apr_status_t rv;
+
+        *err = NULL;
+        stmt = statement(st->dbd, pool, which, err);
+        result = stmt ? fn(st->dbd, stmt, pool, args, err) : -1;
+        hello_watchdog_end(st->watchdog, slot);
+        /* A failure on a live connection is the statement's own (a denied
+         * grant, a missing table). On a dead one (the watchdog cut it, the
+         * server went away since mod_dbd's check) the database may be down:
+         * the request answers 503 and mod_dbd drops the connection when it
+         * next checks it. */
+        rv = result < 0 ? apr_dbd_check_conn(st->dbd->driver, pool, st->dbd->handle) : 0;
+        apr_atomic_set32(&st->state->answered, rv == APR_SUCCESS || rv == APR_ENOTIMPL);
     }
-    /* The next acquire gets past the dead ones mod_dbd drops. */
-    st->flush(st->arg);
-    st->replaced++;
-    return 1;
+    if (result < 0) {
+        result = HELLO_STORE_UNAVAILABLE;
+    }
+    if (result == HELLO_STORE_UNAVAILABLE && st->metrics) {
+        hello_metrics_db_error(st->metrics);
+    }
+    if (st->trace) {
+        st->trace(st->arg, apr_psprintf(pool,
+                                        "mod_hello: store %s %s: %s%s%s (%" APR_TIME_T_FMT
+                                        " us, %d connection%s)",
+                                        op, args->username, status_names[result], *err ? ": " : "",
+                                        *err ? *err : "", apr_time_now() - start, st->loans,
+                                        st->loans == 1 ? "" : "s"));
+    }
+    return (hello_store_status)result;
 }
 
 /* One SELECT: HELLO_STORE_OK / NOT_FOUND, or -1 when the database failed. */
 static int select_date(ap_dbd_t *dbd, apr_dbd_prepared_t *stmt, apr_pool_t *pool,
-                       const char *username, hello_date *dob, const char **err)
+                       const call_args *args, const char **err)
 {
+    hello_date *dob = args->dob;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int found = 0;
     int valid = 0;
-    int rv = apr_dbd_pvselect(dbd->driver, pool, dbd->handle, &res, stmt, 0, username, NULL);
+    int rv = apr_dbd_pvselect(dbd->driver, pool, dbd->handle, &res, stmt, 0, args->username, NULL);
 
     if (rv != 0) {
         *err = driver_error(dbd, pool, rv, "SELECT");
@@ -147,22 +187,14 @@ static hello_store_status dbd_get(void *ctx, apr_pool_t *pool, const char *usern
                                   hello_date *dob, const char **err)
 {
     hello_dbd_store *st = ctx;
+    call_args args = { username, NULL, dob };
 
-    for (int run = 1;; run++) {
-        apr_dbd_prepared_t *stmt = statement(st, pool, &st->get, err);
-        int result = stmt ? select_date(st->dbd, stmt, pool, username, dob, err) : -1;
-        if (result >= 0) {
-            return (hello_store_status)result;
-        }
-        if (!replace_dead(st, pool, run)) {
-            return HELLO_STORE_UNAVAILABLE;
-        }
-    }
+    return run(st, pool, "get", st->get, select_date, &args, err);
 }
 
-/* One upsert, run again while it loses a conflict: 0 or the driver's error. */
-static int upsert(ap_dbd_t *dbd, apr_dbd_prepared_t *stmt, apr_pool_t *pool, const char *username,
-                  const char *date)
+/* One upsert, run again while it loses a conflict. */
+static int upsert(ap_dbd_t *dbd, apr_dbd_prepared_t *stmt, apr_pool_t *pool, const call_args *args,
+                  const char **err)
 {
     int nrows = 0;
 
@@ -172,10 +204,14 @@ static int upsert(ap_dbd_t *dbd, apr_dbd_prepared_t *stmt, apr_pool_t *pool, con
      * again: on Galera two nodes writing one user at once make one of them
      * fail certification with a deadlock error. */
     for (int attempt = 1;; attempt++) {
-        int rv =
-            apr_dbd_pvquery(dbd->driver, pool, dbd->handle, &nrows, stmt, username, date, NULL);
-        if (rv == 0 || attempt == HELLO_DBD_WRITE_ATTEMPTS || !conflict(dbd, rv)) {
-            return rv;
+        int rv = apr_dbd_pvquery(dbd->driver, pool, dbd->handle, &nrows, stmt, args->username,
+                                 args->date, NULL);
+        if (rv == 0) {
+            return HELLO_STORE_OK;
+        }
+        if (attempt == HELLO_DBD_WRITE_ATTEMPTS || !conflict(dbd, rv)) {
+            *err = driver_error(dbd, pool, rv, "upsert");
+            return -1;
         }
         /* The write that won may not be applied on this node yet: run again
          * at once and this one can lose to it a second time. */
@@ -188,43 +224,32 @@ static hello_store_status dbd_put(void *ctx, apr_pool_t *pool, const char *usern
 {
     hello_dbd_store *st = ctx;
     char date[HELLO_DATE_LEN + 1];
+    call_args args = { username, date, NULL };
 
     hello_date_format(dob, date);
-    for (int run = 1;; run++) {
-        apr_dbd_prepared_t *stmt = statement(st, pool, &st->put, err);
-        if (stmt != NULL) {
-            int rv = upsert(st->dbd, stmt, pool, username, date);
-            if (rv == 0) {
-                return HELLO_STORE_OK;
-            }
-            *err = driver_error(st->dbd, pool, rv, "upsert");
-        }
-        if (!replace_dead(st, pool, run)) {
-            return HELLO_STORE_UNAVAILABLE;
-        }
+    return run(st, pool, "put", st->put, upsert, &args, err);
+}
+
+static int erase(ap_dbd_t *dbd, apr_dbd_prepared_t *stmt, apr_pool_t *pool, const call_args *args,
+                 const char **err)
+{
+    int nrows = 0;
+    int rv = apr_dbd_pvquery(dbd->driver, pool, dbd->handle, &nrows, stmt, args->username, NULL);
+
+    if (rv != 0) {
+        *err = driver_error(dbd, pool, rv, "DELETE");
+        return -1;
     }
+    return nrows > 0 ? HELLO_STORE_OK : HELLO_STORE_NOT_FOUND;
 }
 
 static hello_store_status dbd_del(void *ctx, apr_pool_t *pool, const char *username,
                                   const char **err)
 {
     hello_dbd_store *st = ctx;
+    call_args args = { username, NULL, NULL };
 
-    for (int run = 1;; run++) {
-        apr_dbd_prepared_t *stmt = statement(st, pool, &st->del, err);
-        if (stmt != NULL) {
-            int nrows = 0;
-            int rv = apr_dbd_pvquery(st->dbd->driver, pool, st->dbd->handle, &nrows, stmt, username,
-                                     NULL);
-            if (rv == 0) {
-                return nrows > 0 ? HELLO_STORE_OK : HELLO_STORE_NOT_FOUND;
-            }
-            *err = driver_error(st->dbd, pool, rv, "DELETE");
-        }
-        if (!replace_dead(st, pool, run)) {
-            return HELLO_STORE_UNAVAILABLE;
-        }
-    }
+    return run(st, pool, "delete", st->del, erase, &args, err);
 }
 
 typedef int (*mysql_get_socket_fn)(const void *mysql);
@@ -251,18 +276,9 @@ int hello_dbd_socket(ap_dbd_t *dbd)
 void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx)
 {
     ctx->dbd = NULL;
-    ctx->reused = 0;
-    ctx->replaced = 0;
+    ctx->loans = 0;
     store->ctx = ctx;
     store->get = dbd_get;
     store->put = dbd_put;
-    store->del = ctx->del.label ? dbd_del : NULL;
-}
-
-void hello_dbd_store_done(hello_dbd_store *ctx)
-{
-    if (ctx->dbd != NULL) {
-        ctx->release(ctx->arg, ctx->dbd, 1);
-        ctx->dbd = NULL;
-    }
+    store->del = ctx->del ? dbd_del : NULL;
 }

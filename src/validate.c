@@ -17,16 +17,20 @@ int hello_username_is_valid(const char *s, size_t len)
     return 1;
 }
 
+size_t hello_path_trim(const char *path, size_t len)
+{
+    while (len > 0 && path[len - 1] == '/') {
+        len--;
+    }
+    return len;
+}
+
 hello_path_result hello_path_segment(const char *path, const char *base, const char **segment,
                                      size_t *segment_len)
 {
-    size_t base_len = base ? strlen(base) : 0;
+    size_t base_len = base ? hello_path_trim(base, strlen(base)) : 0;
     const char *rest;
 
-    /* "/hello/" and "/hello" name the same location. */
-    while (base_len > 0 && base[base_len - 1] == '/') {
-        base_len--;
-    }
     if (path == NULL || strncmp(path, base ? base : "", base_len) != 0) {
         return HELLO_PATH_NOT_FOUND;
     }

@@ -13,7 +13,8 @@ typedef enum hello_method {
     HELLO_METHOD_HEAD,
     HELLO_METHOD_PUT,
     HELLO_METHOD_DELETE,
-    HELLO_METHOD_OTHER
+    HELLO_METHOD_OTHER,
+    HELLO_METHOD_COUNT
 } hello_method;
 
 typedef enum hello_read_result {
@@ -51,14 +52,17 @@ typedef struct hello_response {
     const char *username;   /* the validated username, when one was parsed */
 } hello_response;
 
-#define HELLO_ALLOW        "GET, HEAD, PUT"
-#define HELLO_ALLOW_DELETE "GET, HEAD, PUT, DELETE"
 #define HELLO_CONTENT_TYPE "application/json"
 
-/* The reason answered when reading a PUT body fails with status (413: too
- * large, 408: too slow, anything else: unreadable). Also used by the glue
- * when Apache's input filters answer such a failure themselves. */
-const char *hello_body_error_reason(apr_pool_t *pool, int status, size_t max_body);
+/* The Allow header of a location: GET, HEAD, PUT, and DELETE with
+ * HelloAllowDelete On. */
+const char *hello_allow(int allow_delete);
+
+/* The reason of an error answered for req with status, whoever answers it:
+ * the core, or Apache itself before or around the handler (a bad %-escape,
+ * an unknown method, a body its filters refuse). body: the error came while
+ * reading the PUT body (413: too large, 408: too slow, else unreadable). */
+const char *hello_error_reason(apr_pool_t *pool, const hello_request *req, int status, int body);
 
 /* Answers one request. Every field of *resp is set; strings live in pool.
  * Never answers 500: every failure of the client is a 4xx, every failure

@@ -6,6 +6,8 @@
 
 #include <apr_pools.h>
 
+#include "hello/core.h"
+
 /* "HELO": marks a segment as ours. */
 #define HELLO_METRICS_MAGIC 0x48454c4fu
 /* Bump whenever struct hello_metrics changes shape: a graceful restart
@@ -16,15 +18,6 @@
 #define HELLO_METRICS_LAYOUT 1u
 #endif
 
-typedef enum hello_metric_method {
-    HELLO_MM_GET = 0,
-    HELLO_MM_HEAD,
-    HELLO_MM_PUT,
-    HELLO_MM_DELETE,
-    HELLO_MM_OTHER,
-    HELLO_MM_COUNT
-} hello_metric_method;
-
 #define HELLO_STATUS_CLASSES  5  /* 1xx .. 5xx */
 #define HELLO_LATENCY_BUCKETS 12 /* finite upper bounds; +Inf is the count */
 
@@ -33,7 +26,7 @@ typedef struct hello_metrics {
     apr_uint32_t layout;
     apr_uint64_t size;    /* sizeof(hello_metrics) of the build that made it */
     apr_uint64_t created; /* Unix time the segment was created */
-    volatile apr_uint64_t requests[HELLO_MM_COUNT][HELLO_STATUS_CLASSES];
+    volatile apr_uint64_t requests[HELLO_METHOD_COUNT][HELLO_STATUS_CLASSES];
     volatile apr_uint64_t db_errors;   /* store calls that failed */
     volatile apr_uint64_t unavailable; /* 503 answers */
     volatile apr_uint64_t health_ok;
@@ -53,8 +46,7 @@ void hello_metrics_init(hello_metrics *m, apr_uint64_t created);
 int hello_metrics_layout_ok(const hello_metrics *m);
 
 /* Counts one answered request: its method, status and handler time. */
-void hello_metrics_request(hello_metrics *m, hello_metric_method method, int status,
-                           apr_uint64_t micros);
+void hello_metrics_request(hello_metrics *m, hello_method method, int status, apr_uint64_t micros);
 
 void hello_metrics_db_error(hello_metrics *m);
 void hello_metrics_health(hello_metrics *m, int ok);

@@ -1,62 +1,76 @@
-/* The store interface implemented on mod_dbd's pooled connections. */
+/* The store interface implemented on mod_dbd's pooled connections.
+ *
+ * mod_dbd is the only pool. A request's store takes the request's connection
+ * from it (ap_dbd_acquire: mod_dbd checks it with a ping before lending it
+ * and takes it back when the request ends), or a second one when mod_dbd
+ * lends nothing the first time (see hello_dbd_store_init). Every loan and every statement runs
+ * under the process's watchdog, failures are counted in the metrics, and
+ * each store call can be traced at debug level. */
 #ifndef HELLO_STORE_DBD_H
 #define HELLO_STORE_DBD_H
 
 #include <apr_dbd.h>
 #include <mod_dbd.h>
 
+#include "hello/metrics.h"
 #include "hello/store.h"
+#include "hello/watchdog.h"
 
-/* Takes a connection for the current request: a parked one that nothing
- * has checked since its last use (*reused = 1), or one mod_dbd has just
- * checked. NULL when the database cannot be reached (mod_dbd has logged
- * why). */
-typedef ap_dbd_t *(*hello_dbd_acquire_fn)(void *arg, int *reused);
-/* Gives it back: to be parked for the next request, or with keep = 0 (it
- * is broken) straight back to mod_dbd. */
-typedef void (*hello_dbd_release_fn)(void *arg, ap_dbd_t *dbd, int keep);
-/* Hands every parked connection back to mod_dbd, which checks each before
- * lending it again, and makes the next acquires get past the dead ones
- * mod_dbd drops (hello_park_flush); returns how many. */
-typedef int (*hello_dbd_flush_fn)(void *arg);
+/* Lends a connection for the current request: again 0 the request's own
+ * (ap_dbd_acquire), again 1 after that gave nothing (ap_dbd_open, given
+ * back when the request ends). NULL
+ * when mod_dbd has none to lend: the database cannot be reached, or the
+ * pooled connection it picked failed its check (mod_dbd has dropped it and
+ * logged why). */
+typedef ap_dbd_t *(*hello_dbd_take_fn)(void *arg, int again);
 
-/* One statement: the label it has on a connection, and, for the module's
- * defaults, the SQL to prepare there the first time a request needs it.
- * Statements from the Hello*Query directives have no sql: mod_dbd prepared
- * them (ap_dbd_prepare) when it opened the connection. */
+/* Receives one line of debug trace per store call. */
+typedef void (*hello_dbd_trace_fn)(void *arg, const char *line);
+
+/* One statement: its label on a connection and, for the module's defaults,
+ * the SQL to prepare there the first time a request needs it. Statements of
+ * the Hello*Query directives have no sql: mod_dbd prepared them
+ * (ap_dbd_prepare) when it opened the connection. */
 typedef struct hello_dbd_statement {
     const char *label;
     const char *sql;
 } hello_dbd_statement;
 
+/* Shared by the requests of one process and one server: whether the last
+ * statement they sent got an answer from the database. Starts at 0. */
+typedef struct hello_dbd_state {
+    volatile apr_uint32_t answered;
+} hello_dbd_state;
+
 typedef struct hello_dbd_store {
-    hello_dbd_acquire_fn acquire;
-    hello_dbd_release_fn release;
-    hello_dbd_flush_fn flush;
-    void *arg;
-    hello_dbd_statement get; /* SELECT date_of_birth ... WHERE username = %s */
-    hello_dbd_statement put; /* the upsert: username, date */
-    hello_dbd_statement del; /* DELETE ... WHERE username = %s; label NULL: no DELETE */
-    ap_dbd_t *dbd;           /* set on first use; NULL before and after */
-    int reused;              /* dbd came from the park: unchecked */
-    int replaced;            /* dead parked connections replaced in this request */
+    hello_dbd_take_fn take;
+    hello_dbd_trace_fn trace;       /* NULL: no trace */
+    void *arg;                      /* for take and trace */
+    const hello_dbd_statement *get; /* SELECT date_of_birth ... WHERE username = %s */
+    const hello_dbd_statement *put; /* the upsert: username, date */
+    const hello_dbd_statement *del; /* DELETE ... WHERE username = %s; NULL: no DELETE */
+    hello_watchdog *watchdog;       /* NULL: unwatched */
+    hello_metrics *metrics;         /* NULL: uncounted */
+    hello_dbd_state *state;
+    ap_dbd_t *dbd; /* the connection in use; set by the store */
+    int loans;     /* connections taken so far; set by the store */
 } hello_dbd_store;
 
-/* Fills *store to use ctx, which lives as long as the request (its dbd
- * starts NULL, the counters 0). The connection is taken lazily on first use,
- * so a request rejected before touching the store never takes one.
- *
- * A statement that fails on a parked (unchecked) connection whose check then
- * fails too ran on a dead connection: the store hands that connection and
- * every other parked one back to mod_dbd and runs the statement once more
- * on a connection mod_dbd has checked. The statements are safe to run
- * twice: a SELECT, an upsert of one value, a DELETE (which then answers
- * "not found" if its first run had removed the row). */
-void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx);
+/* The error of a store call that got no connection at all. */
+extern const char hello_dbd_no_connection[];
 
-/* Gives the request's connection back (see hello_dbd_release_fn), if it
- * took one. Call once the store is no longer needed. */
-void hello_dbd_store_done(hello_dbd_store *ctx);
+/* Fills *store to use ctx, which lives as long as the request. The
+ * connection is taken when first needed, so a request refused before it
+ * touches the store takes none, and kept for the rest of the request.
+ *
+ * When mod_dbd lends nothing, the pooled connection it picked may have died
+ * there (the database was restarted, the connection killed) and failed its
+ * check: mod_dbd has dropped it. The store then asks once more, and only if
+ * the last statement of this process to this server was answered (state):
+ * while the database stays unreachable every request makes one loan, so one
+ * connect attempt at most. A request never holds two connections at once,
+ * so it cannot wait on a pool it has itself exhausted. */
+void hello_dbd_store_init(hello_store *store, hello_dbd_store *ctx);
 
 /* The socket of a MySQL connection, or -1 (another driver, or the client
  * library does not tell). */

@@ -9,6 +9,10 @@
 /* 1 when s[0..len) is 1..HELLO_USERNAME_MAX ASCII letters A-Z a-z. */
 int hello_username_is_valid(const char *s, size_t len);
 
+/* The length of path[0..len) without its trailing slashes: "/hello/" and
+ * "/hello" name the same location. */
+size_t hello_path_trim(const char *path, size_t len);
+
 typedef enum hello_path_result {
     HELLO_PATH_OK = 0,   /* exactly one non-empty segment after the base */
     HELLO_PATH_NOT_FOUND /* no segment, an empty one, or more than one */

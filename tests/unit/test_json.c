@@ -51,8 +51,20 @@ typedef struct body_case {
     hello_date dob; /* for HELLO_BODY_OK */
 } body_case;
 
-#define B(lit, result) {(lit), sizeof(lit) - 1, (result), {0, 0, 0}}
-#define BOK(lit, y, m, d) {(lit), sizeof(lit) - 1, HELLO_BODY_OK, {(y), (m), (d)}}
+#define B(lit, result)                    \
+    {                                     \
+        (lit), sizeof(lit) - 1, (result), \
+        {                                 \
+            0, 0, 0                       \
+        }                                 \
+    }
+#define BOK(lit, y, m, d)                      \
+    {                                          \
+        (lit), sizeof(lit) - 1, HELLO_BODY_OK, \
+        {                                      \
+            (y), (m), (d)                      \
+        }                                      \
+    }
 
 static const body_case body_cases[] = {
     /* OK */
@@ -99,8 +111,7 @@ static const body_case body_cases[] = {
     B("{\"dateOfBirth\":\"2000-01-01\",\"dateOfBirth\":\"2000-01-01\"}", HELLO_BODY_NOT_JSON),
     B("{\"dateOfBirth\":\"2000-01-01\",\"dateOfBirth\":\"2001-01-01\"}", HELLO_BODY_NOT_JSON),
     B("{\"dateOfBirth\":\"bad\",\"dateOfBirth\":\"2000-01-01\"}", HELLO_BODY_NOT_JSON),
-    B("{\"dateOfBirth\":\"2000-01-01\",\"date\\u004ffBirth\":\"2000-01-01\"}",
-      HELLO_BODY_NOT_JSON),
+    B("{\"dateOfBirth\":\"2000-01-01\",\"date\\u004ffBirth\":\"2000-01-01\"}", HELLO_BODY_NOT_JSON),
     B("{\"a\":1,\"a\":2,\"dateOfBirth\":\"2000-01-01\"}", HELLO_BODY_NOT_JSON),
     /* NUL: escaped in the value or a key, raw inside or after */
     B("{\"dateOfBirth\":\"\\u0000\"}", HELLO_BODY_NOT_JSON),
@@ -161,7 +172,7 @@ static void test_body_parse_table(void **state)
 
     for (size_t i = 0; i < N_ELEMS(body_cases); i++) {
         const body_case *c = &body_cases[i];
-        hello_date dob = {0, 0, 0};
+        hello_date dob = { 0, 0, 0 };
         hello_body_result got = parse_exact(pool, c->body, c->len, &dob);
 
         if (got != c->expected) {
@@ -170,8 +181,8 @@ static void test_body_parse_table(void **state)
         }
         if (got == HELLO_BODY_OK &&
             (dob.year != c->dob.year || dob.month != c->dob.month || dob.day != c->dob.day)) {
-            fail_msg("body_cases[%zu]: dob %04d-%02d-%02d, expected %04d-%02d-%02d", i,
-                     dob.year, dob.month, dob.day, c->dob.year, c->dob.month, c->dob.day);
+            fail_msg("body_cases[%zu]: dob %04d-%02d-%02d, expected %04d-%02d-%02d", i, dob.year,
+                     dob.month, dob.day, c->dob.year, c->dob.month, c->dob.day);
         }
     }
 }
@@ -185,8 +196,16 @@ static void test_body_parse_table(void **state)
 static void test_body_parse_scalars(void **state)
 {
     static const char *const scalars[] = {
-        "null", "true", "false", "1", "0", "-1.5e3", "\"str\"", "\"2000-01-01\"",
-        "\"{\\\"dateOfBirth\\\":\\\"2000-01-01\\\"}\"", " null ",
+        "null",
+        "true",
+        "false",
+        "1",
+        "0",
+        "-1.5e3",
+        "\"str\"",
+        "\"2000-01-01\"",
+        "\"{\\\"dateOfBirth\\\":\\\"2000-01-01\\\"}\"",
+        " null ",
     };
     apr_pool_t *pool = *state;
 
@@ -239,8 +258,8 @@ static void test_body_parse_canonical_shape(void **state)
 
     for (int i = 0; i < 200000; i++) {
         char body[29] = "{\"dateOfBirth\":\"YYYY-MM-DD\"}";
-        hello_date got_dob = {0, 0, 0};
-        hello_date ref_dob = {0, 0, 0};
+        hello_date got_dob = { 0, 0, 0 };
+        hello_date ref_dob = { 0, 0, 0 };
         hello_body_result got;
         hello_body_result ref;
 
@@ -288,7 +307,7 @@ static void test_body_parse_uses_len(void **state)
     static const char body[] = "{\"dateOfBirth\":\"2000-01-31\"}garbage";
     const size_t json_len = sizeof("{\"dateOfBirth\":\"2000-01-31\"}") - 1;
     apr_pool_t *pool = *state;
-    hello_date dob = {0, 0, 0};
+    hello_date dob = { 0, 0, 0 };
 
     assert_int_equal(parse_exact(pool, body, json_len, &dob), HELLO_BODY_OK);
     assert_int_equal(dob.year, 2000);
@@ -379,8 +398,8 @@ static void assert_decodes_to(const char *text, const char *expected, size_t exp
         fail_msg("%s is not a JSON string: %s", text, error.text);
     }
     if (!same) {
-        fail_msg("%s decodes to \"%s\" (%zu bytes), expected \"%s\" (%zu bytes)", text, got,
-                 len, expected, expected_len);
+        fail_msg("%s decodes to \"%s\" (%zu bytes), expected \"%s\" (%zu bytes)", text, got, len,
+                 expected, expected_len);
     }
 }
 
@@ -390,24 +409,24 @@ static void test_quote_table(void **state)
         const char *in;
         const char *out;
     } cases[] = {
-        {"", "\"\""},
-        {"abc", "\"abc\""},
-        {"a\"b", "\"a\\\"b\""},
-        {"\"", "\"\\\"\""},
-        {"a\\b", "\"a\\\\b\""},
-        {"\\\"", "\"\\\\\\\"\""},
-        {"line\nnext", "\"line\\nnext\""},
-        {"\n\n", "\"\\n\\n\""},
-        {"tab\there", "\"tab\\there\""},
-        {"\r", "\"\\u000d\""},
-        {"\x01", "\"\\u0001\""},
-        {"\x1f", "\"\\u001f\""},
-        {"\b\f", "\"\\u0008\\u000c\""},
-        {"\x7f", "\"\\u007f\""},
-        {"/", "\"/\""},
-        {"</script>", "\"</script>\""},
-        {"{\"dateOfBirth\":\"2000-01-31\"}", "\"{\\\"dateOfBirth\\\":\\\"2000-01-31\\\"}\""},
-        {"not found: use /hello/<username>", "\"not found: use /hello/<username>\""},
+        { "", "\"\"" },
+        { "abc", "\"abc\"" },
+        { "a\"b", "\"a\\\"b\"" },
+        { "\"", "\"\\\"\"" },
+        { "a\\b", "\"a\\\\b\"" },
+        { "\\\"", "\"\\\\\\\"\"" },
+        { "line\nnext", "\"line\\nnext\"" },
+        { "\n\n", "\"\\n\\n\"" },
+        { "tab\there", "\"tab\\there\"" },
+        { "\r", "\"\\u000d\"" },
+        { "\x01", "\"\\u0001\"" },
+        { "\x1f", "\"\\u001f\"" },
+        { "\b\f", "\"\\u0008\\u000c\"" },
+        { "\x7f", "\"\\u007f\"" },
+        { "/", "\"/\"" },
+        { "</script>", "\"</script>\"" },
+        { "{\"dateOfBirth\":\"2000-01-31\"}", "\"{\\\"dateOfBirth\\\":\\\"2000-01-31\\\"}\"" },
+        { "not found: use /hello/<username>", "\"not found: use /hello/<username>\"" },
     };
     apr_pool_t *pool = *state;
 
@@ -427,7 +446,7 @@ static void test_quote_every_ascii_byte(void **state)
     char all[128];
 
     for (int c = 1; c < 128; c++) {
-        char in[2] = {(char)c, '\0'};
+        char in[2] = { (char)c, '\0' };
         char *out = hello_json_quote(pool, in);
 
         assert_decodes_to(out, in, 1);
@@ -447,8 +466,8 @@ static void test_quote_every_ascii_byte(void **state)
  * be able to parse every body). */
 static void test_quote_invalid_utf8_is_valid_json(void **state)
 {
-    static const char *const inputs[] = {"\xff", "\xc3", "a\x80z", "\xc0\xaf", "\xed\xa0\x80",
-                                         "/h\xe9llo"};
+    static const char *const inputs[] = { "\xff",     "\xc3",         "a\x80z",
+                                          "\xc0\xaf", "\xed\xa0\x80", "/h\xe9llo" };
     apr_pool_t *pool = *state;
 
     for (size_t i = 0; i < N_ELEMS(inputs); i++) {
@@ -471,11 +490,11 @@ static void test_quote_invalid_utf8_is_valid_json(void **state)
 static void test_quote_utf8_round_trip(void **state)
 {
     static const char *const inputs[] = {
-        "\xc3\xa9",                              /* é */
-        "caf\xc3\xa9",                           /* café */
+        "\xc3\xa9",    /* é */
+        "caf\xc3\xa9", /* café */
         "not found: use /caf\xc3\xa9/<username>",
-        "\xe6\x97\xa5\xe6\x9c\xac",              /* 日本 */
-        "\xf0\x9f\x98\x80",                      /* U+1F600 */
+        "\xe6\x97\xa5\xe6\x9c\xac", /* 日本 */
+        "\xf0\x9f\x98\x80",         /* U+1F600 */
     };
     apr_pool_t *pool = *state;
 
@@ -511,16 +530,16 @@ static void test_json_error(void **state)
         const char *reason;
         const char *body;
     } cases[] = {
-        {"username must be 1 to 64 ASCII letters (A-Z, a-z)",
-         "{\"error\":\"username must be 1 to 64 ASCII letters (A-Z, a-z)\"}"},
-        {"request body must be a JSON object such as {\"dateOfBirth\":\"2000-01-31\"}",
-         "{\"error\":\"request body must be a JSON object such as "
-         "{\\\"dateOfBirth\\\":\\\"2000-01-31\\\"}\"}"},
-        {"not found: use /hello/<username>", "{\"error\":\"not found: use /hello/<username>\"}"},
-        {"request body too large: the limit is 4096 bytes",
-         "{\"error\":\"request body too large: the limit is 4096 bytes\"}"},
-        {"", "{\"error\":\"\"}"},
-        {"a\nb\\c\"d\te\x01", "{\"error\":\"a\\nb\\\\c\\\"d\\te\\u0001\"}"},
+        { "username must be 1 to 64 ASCII letters (A-Z, a-z)",
+          "{\"error\":\"username must be 1 to 64 ASCII letters (A-Z, a-z)\"}" },
+        { "request body must be a JSON object such as {\"dateOfBirth\":\"2000-01-31\"}",
+          "{\"error\":\"request body must be a JSON object such as "
+          "{\\\"dateOfBirth\\\":\\\"2000-01-31\\\"}\"}" },
+        { "not found: use /hello/<username>", "{\"error\":\"not found: use /hello/<username>\"}" },
+        { "request body too large: the limit is 4096 bytes",
+          "{\"error\":\"request body too large: the limit is 4096 bytes\"}" },
+        { "", "{\"error\":\"\"}" },
+        { "a\nb\\c\"d\te\x01", "{\"error\":\"a\\nb\\\\c\\\"d\\te\\u0001\"}" },
     };
     apr_pool_t *pool = *state;
 
@@ -540,19 +559,19 @@ static void test_json_greeting(void **state)
         const char *body;
         const char *message;
     } cases[] = {
-        {"alice", 0, "{\"message\":\"Hello, alice! Happy birthday!\"}",
-         "Hello, alice! Happy birthday!"},
-        {"alice", 1, "{\"message\":\"Hello, alice! Your birthday is in 1 day(s)\"}",
-         "Hello, alice! Your birthday is in 1 day(s)"},
-        {"Bob", 5, "{\"message\":\"Hello, Bob! Your birthday is in 5 day(s)\"}",
-         "Hello, Bob! Your birthday is in 5 day(s)"},
-        {"Z", 365, "{\"message\":\"Hello, Z! Your birthday is in 365 day(s)\"}",
-         "Hello, Z! Your birthday is in 365 day(s)"},
-        {"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl", 364,
-         "{\"message\":\"Hello, abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl!"
-         " Your birthday is in 364 day(s)\"}",
-         "Hello, abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl!"
-         " Your birthday is in 364 day(s)"},
+        { "alice", 0, "{\"message\":\"Hello, alice! Happy birthday!\"}",
+          "Hello, alice! Happy birthday!" },
+        { "alice", 1, "{\"message\":\"Hello, alice! Your birthday is in 1 day(s)\"}",
+          "Hello, alice! Your birthday is in 1 day(s)" },
+        { "Bob", 5, "{\"message\":\"Hello, Bob! Your birthday is in 5 day(s)\"}",
+          "Hello, Bob! Your birthday is in 5 day(s)" },
+        { "Z", 365, "{\"message\":\"Hello, Z! Your birthday is in 365 day(s)\"}",
+          "Hello, Z! Your birthday is in 365 day(s)" },
+        { "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl", 364,
+          "{\"message\":\"Hello, abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl!"
+          " Your birthday is in 364 day(s)\"}",
+          "Hello, abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl!"
+          " Your birthday is in 364 day(s)" },
     };
     apr_pool_t *pool = *state;
 
