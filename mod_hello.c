@@ -499,12 +499,15 @@ static void log_answer(request_rec *r, const hello_response *resp)
             apr_atomic_inc32(&unreachable_unlogged);
             return;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "mod_hello: %s %s answered %d: %s (%u more such answers since the last "
-                      "line like this; at most one a %d s)",
-                      r->method, r->uri, resp->status, why,
-                      apr_atomic_xchg32(&unreachable_unlogged, 0),
-                      (int)apr_time_sec(HELLO_UNREACHABLE_LOG_INTERVAL));
+        apr_uint32_t unlogged = apr_atomic_xchg32(&unreachable_unlogged, 0);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_hello: %s %s answered %d: %s%s", r->method,
+                      r->uri, resp->status, why,
+                      unlogged ? apr_psprintf(r->pool,
+                                              " (and %u more such answers, unlogged: at most "
+                                              "one such line every %d s)",
+                                              unlogged,
+                                              (int)apr_time_sec(HELLO_UNREACHABLE_LOG_INTERVAL))
+                               : "");
     }
     else if (resp->status >= 500) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_hello: %s %s answered %d: %s", r->method,

@@ -116,6 +116,28 @@ def test_mod_dbd_loaded_after_mod_hello(db, make_httpd, names):
     assert client.put_date(f"/hello/{user}", "1990-01-01").status == 204
     assert client.get(f"/hello/{user}").status == 200
     assert client.get(f"/custom/{user}").status == 200
+    # Nothing to say about the order at startup either.
+    assert "[hello:notice]" not in server.error_log_text()
+
+
+@pytest.mark.parametrize("location, allow, methods", [
+    ("/hello", "GET, HEAD, PUT", "GET, HEAD or PUT"),
+    ("/erase", "GET, HEAD, PUT, DELETE", "GET, HEAD, PUT or DELETE")])
+def test_methods_refused_by_apache_name_delete_when_allowed(db, make_httpd, names, location,
+                                                             allow, methods):
+    """A method Apache refuses before the handler (here mod_allowmethods'
+    405) carries the location's own Allow and reason: DELETE is named
+    under HelloAllowDelete On."""
+    server = make_httpd(db=db, locations={"/hello": "AllowMethods GET HEAD PUT",
+                                          "/erase": "HelloAllowDelete On\n"
+                                                    "AllowMethods GET HEAD PUT DELETE"},
+                        extra=f"LoadModule allowmethods_module {ht.MODULES_DIR}/"
+                              "mod_allowmethods.so\n")
+    r = server.client().request("POST", f"{location}/{names.new()}", body={},
+                                content_type="application/json")
+    assert r.status == 405, r
+    assert r.header("Allow") == allow, r
+    assert r.error == f"method not allowed: use {methods}", r
 
 
 # ---- HelloGetQuery / HelloPutQuery ----------------------------------------------------
