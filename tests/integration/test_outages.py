@@ -4,8 +4,12 @@ middle of a PUT load (nothing acknowledged may be lost).
 
 Each test has its own MariaDB (opstest's private_db) and its own httpd on
 a private copy of the module, with the DBDParams the README recommends
-(reconnect=0 and the driver's timeouts, here 2 s). Measured numbers are
-printed as `[ops-measure] ...` lines (pytest -s)."""
+(reconnect=0 and the driver's timeouts, here 2 s). Connections are mod_dbd's
+alone: the idle ones that die with MariaDB stay in its pool until its check
+of each before a loan drops it (DBDKeep and DBDExptime decide how many stay
+idle, and how long), so the first requests after a restart may answer 503,
+one per dead connection at most. Measured numbers are printed as
+`[ops-measure] ...` lines (pytest -s)."""
 import json
 import threading
 import time
@@ -185,8 +189,9 @@ def test_hung_database(private_db, make_ops_httpd, names, request):
     (503) within HANG_BOUND seconds, requests that do not need it are
     answered meanwhile, and after SIGCONT the API works again.
 
-    As docs/operations.md says: HelloDBDTimeout (the watchdog) bounds a call
-    on a pooled connection, and an option-file group gives new connections
+    As docs/operations.md says: HelloDBDTimeout (the watchdog, on
+    mod_watchdog) bounds a call on a lent connection and mod_dbd's ping of
+    a pooled one, and an option-file group gives new connections
     the client's connect-timeout (apr-util 1.6's mysql driver has no timeout
     parameter of its own)."""
     optfile = ops.ClientOptionFile(connect_timeout=2)
