@@ -85,7 +85,8 @@ def build_module(workdir, tag, broken=False):
     sha256) differs from the others'. broken: the days-until-birthday count
     is one too many."""
     workdir.mkdir(parents=True)
-    shutil.copy(REPO / "mod_hello.c", workdir)
+    for glue in REPO.glob("mod_hello*.[ch]"):   # mod_hello.c, its config file, mod_hello.h
+        shutil.copy(glue, workdir)
     shutil.copytree(REPO / "src", workdir / "src")
     shutil.copytree(REPO / "include", workdir / "include")
     (workdir / "build_tag.c").write_text(f'const char hello_build_tag[] = "deploy-test-{tag}";\n')
@@ -94,8 +95,9 @@ def build_module(workdir, tag, broken=False):
         text = date_c.read_text()
         assert text.count(BROKEN_FROM) == 1, "src/date.c changed: update BROKEN_FROM"
         date_c.write_text(text.replace(BROKEN_FROM, BROKEN_TO))
-    sources = ["mod_hello.c", *sorted(str(p.relative_to(workdir))
-                                      for p in (workdir / "src").glob("*.c")), "build_tag.c"]
+    sources = [*sorted(p.name for p in workdir.glob("mod_hello*.c")),
+               *sorted(str(p.relative_to(workdir)) for p in (workdir / "src").glob("*.c")),
+               "build_tag.c"]
     proc = subprocess.run([APXS, "-c", "-I", "include", "-o", "mod_hello.la", *sources,
                            "-ljansson"], cwd=workdir, capture_output=True, text=True,
                           timeout=120, env=ENV)

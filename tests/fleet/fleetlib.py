@@ -445,12 +445,14 @@ def build_module(workdir, tag):
     import shutil
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "mod_hello.c", workdir)
+    for glue in REPO.glob("mod_hello*.[ch]"):   # mod_hello.c, its config file, mod_hello.h
+        shutil.copy(glue, workdir)
     shutil.copytree(REPO / "src", workdir / "src", dirs_exist_ok=True)
     shutil.copytree(REPO / "include", workdir / "include", dirs_exist_ok=True)
     (workdir / "build_tag.c").write_text(f'const char hello_build_tag[] = "fleet-test-{tag}";\n')
-    sources = ["mod_hello.c", *sorted(str(p.relative_to(workdir))
-                                      for p in (workdir / "src").glob("*.c")), "build_tag.c"]
+    sources = [*sorted(p.name for p in workdir.glob("mod_hello*.c")),
+               *sorted(str(p.relative_to(workdir)) for p in (workdir / "src").glob("*.c")),
+               "build_tag.c"]
     apxs = shutil.which("apxs", path=ENV["PATH"]) or "/usr/bin/apxs"
     proc = subprocess.run([apxs, "-c", "-I", "include", "-o", "mod_hello.la", *sources,
                            "-ljansson"], cwd=workdir, capture_output=True, text=True,

@@ -377,9 +377,10 @@ class Build:
 
     def __init__(self, directory):
         self.dir = directory
-        sources = ["mod_hello.c"] + sorted(
+        glue = sorted(ht.REPO.glob("mod_hello*.[ch]"))   # mod_hello.c, its config, mod_hello.h
+        sources = [p.name for p in glue if p.suffix == ".c"] + sorted(
             f"src/{p.name}" for p in (ht.REPO / "src").glob("*.c"))
-        subprocess.run(["cp", "-r", str(ht.REPO / "mod_hello.c"), str(ht.REPO / "src"),
+        subprocess.run(["cp", "-r", *map(str, glue), str(ht.REPO / "src"),
                         str(ht.REPO / "include"), str(directory)], check=True)
         self.log = open(directory / "build.log", "wb")
         self.proc = subprocess.Popen(
