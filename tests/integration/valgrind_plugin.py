@@ -20,7 +20,8 @@ import hellotest as ht
 
 LOG_DIR = Path(os.environ.get("HELLO_VALGRIND_DIR", ht.REPO / "build" / "valgrind"))
 SUPPRESSIONS = ht.REPO / "tests" / "valgrind.supp"
-OURS = re.compile(r"mod_hello\.so|mod_hello\.c|src/(core|date|json|validate|metrics|store_dbd)\.c")
+OURS = re.compile(r"mod_hello\.so|mod_hello(_config)?\.c|"
+                  r"src/(core|date|json|validate|metrics|store_dbd|watchdog)\.c")
 
 
 _config_text = ht.Httpd.config_text
@@ -107,12 +108,24 @@ def summarize():
     errors = 0
     ours_lost = 0
     report = []
+    shown = []  # what the console shows: the first error records themselves
     for log in sorted(LOG_DIR.glob("memcheck.*.log")):
         text = log.read_text(errors="replace")
         m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
         n = int(m.group(1)) if m else -1
         if n != 0:
             errors += max(n, 1)
+            if n < 0:
+                shown.append(f"{log.name}: no ERROR SUMMARY (memcheck did not finish):\n    "
+                             + "\n    ".join(text.splitlines()[-30:]))
+            else:
+                for rec in _records(text):
+                    if not re.match(r"(HEAP|LEAK|ERROR) SUMMARY|[\d,]+ bytes in|Memcheck|"
+                                    r"Copyright|Using Valgrind|Command:|Parent PID|"
+                                    r"For lists|For counts|in use at exit|total heap|"
+                                    r"definitely|indirectly|possibly|still reachable|"
+                                    r"suppressed|Rerun", rec[0]):
+                        shown.append(f"{log.name}:\n    " + "\n    ".join(rec[:45]))
         for rec in _records(text):
             head = rec[0]
             lost = re.match(r"([\d,]+) bytes in [\d,]+ blocks are definitely lost", head)
@@ -122,17 +135,18 @@ def summarize():
         summary = re.search(r"definitely lost: ([\d,]+) bytes", text)
         report.append(f"{log.name}: ERROR SUMMARY {n} errors; definitely lost (all code) "
                       f"{summary.group(1) if summary else '0'} bytes")
-    return errors, ours_lost, "\n".join(report)
+    return errors, ours_lost, "\n".join(report), "\n".join(shown[:5])
 
 
 def pytest_sessionfinish(session, exitstatus):
     # Stop whatever is still running so that every log is complete.
     for server in list(ht.Httpd.instances):
         _stop(server)
-    errors, ours_lost, report = summarize()
+    errors, ours_lost, report, shown = summarize()
     (LOG_DIR / "report.txt").write_text(report + f"\nTOTAL: {errors} errors, "
                                         f"{ours_lost} bytes definitely lost in mod_hello\n")
     print(f"\nvalgrind: {errors} errors, {ours_lost} bytes definitely lost in mod_hello's code "
           f"(logs and report in {LOG_DIR})")
     if errors or ours_lost:
+        print(shown or report[-6000:])
         session.exitstatus = 1
