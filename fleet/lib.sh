@@ -4,6 +4,12 @@
 # balancer, all on loopback addresses, with its state under
 # build/fleet/<name>/ in the checkout. See docs/architecture.md.
 #
+# As root the Galera nodes run as the mysql user, which may not be able to
+# enter the checkout (a clone in /root or in a 0700 mktemp -d): their
+# directories then go to a directory of the fleet's own under /var/tmp
+# (FLEET_DB_ROOT, recorded in fleet.env), which fleet-down removes after
+# copying the nodes' logs back to build/fleet/<name>/galeraN/.
+#
 # Settings (environment; fleet-up records them in build/fleet/<name>/fleet.env,
 # which every later command reads back, so only FLEET_NAME matters then):
 #   FLEET_NAME        main          the fleet's directory build/fleet/<name>
@@ -65,6 +71,7 @@ fleet_settings() {
     FLEET_TIMEOUT=${FLEET_TIMEOUT:-240}
     FLEET_MODULE=${FLEET_MODULE:-$FLEET_SRC/build/mod_hello.so}
     FLEET_DBPASS=${FLEET_DBPASS:-}
+    FLEET_DB_ROOT=${FLEET_DB_ROOT:-$FLEET_DIR}
     case "$FLEET_WEB_NODES" in [2-9]) ;; *) fleet_die "FLEET_WEB_NODES must be 2 to 9" ;; esac
     for net in "$FLEET_DB_NET" "$FLEET_WEB_NET"; do
         case "$net" in
@@ -98,6 +105,7 @@ FLEET_RETRY_AUTOCOMMIT=$FLEET_RETRY_AUTOCOMMIT
 FLEET_TIMEOUT=$FLEET_TIMEOUT
 FLEET_MODULE=$FLEET_MODULE
 FLEET_DBPASS=$FLEET_DBPASS
+FLEET_DB_ROOT=$FLEET_DB_ROOT
 ENV
     umask 022
 }
@@ -105,7 +113,7 @@ ENV
 # ---- names and places -------------------------------------------------------
 
 db_addr() { echo "$FLEET_DB_NET.$1"; }
-db_dir() { echo "$FLEET_DIR/galera$1"; }
+db_dir() { echo "$FLEET_DB_ROOT/galera$1"; }
 web_addr() { echo "$FLEET_WEB_NET.$1"; }
 web_dir() { echo "$FLEET_DIR/web$1"; }
 front_dir() { echo "$FLEET_DIR/front"; }
@@ -147,13 +155,13 @@ wait_gone() {  # wait_gone PID SECONDS
 # this script or its callers: leftovers of killed nodes (an SST's rsync, an
 # orphaned httpd child). Prints their pids.
 fleet_leftovers() {
-    local dir=${1:-$FLEET_DIR} p cmd self=$$
+    local dir=${1:-$FLEET_DIR} dbdir=${2:-$FLEET_DB_ROOT} p cmd self=$$
     for p in /proc/[0-9]*; do
         p=${p#/proc/}
         [ "$p" != "$self" ] || continue
         cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
         case "$cmd" in
-        *"$dir/"*) ;;
+        *"$dir/"* | *"$dbdir/"*) ;;
         *) continue ;;
         esac
         case "$cmd" in

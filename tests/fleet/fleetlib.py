@@ -28,11 +28,6 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 import hellotest as ht  # noqa: E402  (the birthday rule, CRASH_RE)
 
-FLEETCTL = REPO / "fleet" / "fleetctl"
-FLEET_UP = REPO / "fleet" / "fleet-up"
-FLEET_DOWN = REPO / "fleet" / "fleet-down"
-FLEET_DEPLOY = REPO / "fleet" / "fleet-deploy"
-
 ENV = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin:" + os.environ.get("PATH", ""),
        "LC_ALL": "C"}
 
@@ -68,17 +63,23 @@ def ms(x):
 # ---- the fleet --------------------------------------------------------------
 
 class Fleet:
-    def __init__(self, name, **settings):
+    def __init__(self, name, src=REPO, **settings):
+        """The fleet `name` of the checkout `src` (its fleet/ scripts, its
+        build/mod_hello.so, its state under src/build/fleet/name)."""
         self.name = name
+        self.src = Path(src)
         self.settings = {k: str(v) for k, v in settings.items()}
-        self.dir = REPO / "build" / "fleet" / name
+        self.dir = self.src / "build" / "fleet" / name
         self.env = {}
+
+    def script(self, name):
+        return str(self.src / "fleet" / name)
 
     def _env(self):
         return {**ENV, "FLEET_NAME": self.name, **self.settings}
 
     def up(self, timeout=600):
-        proc = subprocess.run([str(FLEET_UP)], env=self._env(), capture_output=True, text=True,
+        proc = subprocess.run([self.script("fleet-up")], env=self._env(), capture_output=True, text=True,
                               timeout=timeout)
         if proc.returncode != 0:
             raise AssertionError(f"fleet/fleet-up failed ({proc.returncode}):\n"
@@ -94,11 +95,11 @@ class Fleet:
                 self.env[k] = v
 
     def down(self):
-        return subprocess.run([str(FLEET_DOWN), self.name], env=ENV, capture_output=True,
+        return subprocess.run([self.script("fleet-down"), self.name], env=ENV, capture_output=True,
                               text=True, timeout=300)
 
     def ctl(self, *args, timeout=300, check=True):
-        proc = subprocess.run([str(FLEETCTL), *map(str, args)], env=self._env(),
+        proc = subprocess.run([self.script("fleetctl"), *map(str, args)], env=self._env(),
                               capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"fleetctl {' '.join(map(str, args))} failed "
@@ -133,8 +134,14 @@ class Fleet:
     def web_dir(self, n):
         return self.dir / f"web{n}"
 
+    @property
+    def db_root(self):
+        """Where the Galera nodes' directories are: the fleet's own directory,
+        or (as root) a directory under /var/tmp that the mysql user can enter."""
+        return Path(self.env.get("FLEET_DB_ROOT") or self.dir)
+
     def db_dir(self, n):
-        return self.dir / f"galera{n}"
+        return self.db_root / f"galera{n}"
 
     # -- SQL on one Galera node, as root over its socket
     def sql(self, n, query, database="hello", timeout=30):

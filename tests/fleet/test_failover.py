@@ -301,7 +301,7 @@ def test_failover_under_load(fleet, tmp_path):
 
 def fleet_deploy(fleet, so):
     import subprocess
-    proc = subprocess.run([str(fl.FLEET_DEPLOY), str(so)], env=fleet._env(),
+    proc = subprocess.run([fleet.script("fleet-deploy"), str(so)], env=fleet._env(),
                           capture_output=True, text=True, timeout=300)
     return proc
 
