@@ -13,10 +13,10 @@ PYTHON   ?= /usr/bin/python3
 BUILD    := build
 
 SRC      := src/date.c src/validate.c src/json.c src/core.c src/metrics.c src/watchdog.c \
-            src/store_dbd.c
-GLUE     := mod_hello.c mod_hello_config.c
+            src/store_dbd.c src/cache.c
+GLUE     := mod_hello.c mod_hello_config.c mod_hello_cache.c
 CORE_SRC := src/date.c src/validate.c src/json.c src/core.c src/metrics.c src/watchdog.c \
-            src/store_dbd.c
+            src/store_dbd.c src/cache.c
 HDRS     := $(wildcard include/hello/*.h)
 WARN     := -Wall -Wextra -Werror
 
@@ -70,7 +70,8 @@ deps-test:
 
 # ---- tests ----------------------------------------------------------------
 
-UNIT_TESTS := test_date test_validate test_json test_core test_metrics test_watchdog test_store_dbd
+UNIT_TESTS := test_date test_validate test_json test_core test_metrics test_watchdog test_store_dbd \
+              test_cache
 UNIT_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Iinclude -I$(HTTPD_INC) $(APR_CFLAGS)
 UNIT_LIBS := -lcmocka -ljansson $(APR_LIBS) -ldl
 

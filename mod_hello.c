@@ -186,11 +186,18 @@ static void setup_watchdog(apr_pool_t *pconf, server_rec *s)
     }
 }
 
-/* Sets up the counters, the watchdog and each server's list of locations. */
-static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+static int hello_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog;
     (void)ptemp;
+    return hello_cache_pre_config(pconf);
+}
+
+/* Sets up the counters, the watchdog, the caches and each server's list of
+ * locations. */
+static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
@@ -199,7 +206,7 @@ static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     for (server_rec *sp = s; sp; sp = sp->next) {
         collect_locations(sp);
     }
-    return OK;
+    return hello_cache_post_config(pconf, ptemp, s);
 }
 
 /* ---- per request ------------------------------------------------------ */
@@ -519,13 +526,41 @@ static void log_answer(request_rec *r, const hello_response *resp)
     }
 }
 
+/* RFC 9211's Cache-Status on every GET through the cache, Age on hits. */
+static void answer_cache_status(request_rec *r, const hello_cached_store *cached)
+{
+    const char *status = hello_cache_status(cached, r->pool);
+
+    if (status != NULL) {
+        apr_table_setn(r->headers_out, "Cache-Status", status);
+    }
+    if (cached->outcome == HELLO_CACHE_HIT || cached->outcome == HELLO_CACHE_STALE_HIT) {
+        apr_table_setn(r->headers_out, "Age",
+                       apr_psprintf(r->pool, "%" APR_TIME_T_FMT, apr_time_sec(cached->age)));
+    }
+    if (cached->warning != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_hello: %s %s: %s", r->method, r->uri,
+                      cached->warning);
+    }
+    else if (cached->cache_error) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "mod_hello: %s %s: the cache failed; answered from the database", r->method,
+                      r->uri);
+    }
+}
+
 static int hello_handler(request_rec *r)
 {
     hello_dir_conf *conf;
     hello_request req;
     hello_response resp;
     hello_dbd_store dbd;
-    hello_store store;
+    hello_store db;
+    hello_cached_store cached;
+    hello_cache_provider provider;
+    hello_store through_cache;
+    const hello_store *store = &db;
+    int cache_on;
     body_reader reader = { r, 0, 0 };
     apr_time_t start;
 
@@ -545,12 +580,20 @@ static int hello_handler(request_rec *r)
     req.allow_delete = conf->allow_delete;
     req.read_body = read_body;
     req.read_ctx = &reader;
-    request_store(r, conf, &dbd, &store);
+    request_store(r, conf, &dbd, &db);
+    cache_on = hello_cache_store_init(r, &cached, &provider, &db, hello_counters);
+    if (cache_on) {
+        hello_cached_store_init(&through_cache, &cached);
+        store = &through_cache;
+    }
 
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_hello: %s %s (location %s)", r->method,
                   r->uri, req.base ? req.base : "/");
-    hello_handle(&req, &store, r->pool, &resp);
+    hello_handle(&req, store, r->pool, &resp);
     log_answer(r, &resp);
+    if (cache_on) {
+        answer_cache_status(r, &cached);
+    }
     if (reader.already_sent) {
         /* Apache answered (its error body rewritten by our error filter). */
         return AP_FILTER_ERROR;
@@ -743,7 +786,9 @@ static void hello_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_optional_fn_retrieve(hello_retrieve_dbd, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(hello_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(hello_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(hello_cache_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(hello_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(hello_translate_name, NULL, NULL, APR_HOOK_LAST);
     ap_hook_map_to_storage(hello_map_to_storage, NULL, NULL, APR_HOOK_FIRST);

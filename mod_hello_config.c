@@ -8,10 +8,12 @@
 
 #include "mod_hello.h"
 
-#define HELLO_DEFAULT_MAX_BODY    4096
-#define HELLO_LIMIT_MAX_BODY      1048576
-#define HELLO_DEFAULT_RETRY_AFTER 5
-#define HELLO_DEFAULT_DBD_TIMEOUT 10
+#define HELLO_DEFAULT_MAX_BODY      4096
+#define HELLO_LIMIT_MAX_BODY        1048576
+#define HELLO_DEFAULT_RETRY_AFTER   5
+#define HELLO_DEFAULT_DBD_TIMEOUT   10
+#define HELLO_DEFAULT_CACHE_MAX_AGE 60
+#define HELLO_DEFAULT_CACHE_STALE   300
 
 #define HELLO_DEFAULT_GET_QUERY \
     "SELECT CAST(date_of_birth AS CHAR) FROM hello_users WHERE username = %s"
@@ -27,6 +29,12 @@
 #define SET_GET          0x08u
 #define SET_PUT          0x10u
 #define SET_DEL          0x20u
+
+/* The bits of hello_srv_conf.set. */
+#define SET_CACHE         0x01u
+#define SET_CACHE_MAX_AGE 0x02u
+#define SET_CACHE_STALE   0x04u
+#define SET_CACHE_NS      0x08u
 
 APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) * hello_dbd_prepare;
 APR_OPTIONAL_FN_TYPE(ap_dbd_acquire) * hello_dbd_acquire;
@@ -88,11 +96,14 @@ void *hello_create_srv_conf(apr_pool_t *p, server_rec *s)
     conf->locations = apr_array_make(p, 2, sizeof(hello_location));
     conf->dbd_timeout = apr_time_from_sec(HELLO_DEFAULT_DBD_TIMEOUT);
     conf->dbd_state = apr_pcalloc(p, sizeof(*conf->dbd_state));
+    conf->cache_max_age = apr_time_from_sec(HELLO_DEFAULT_CACHE_MAX_AGE);
+    conf->cache_stale_if_error = apr_time_from_sec(HELLO_DEFAULT_CACHE_STALE);
     return conf;
 }
 
-/* A virtual host has its own locations and database state, and the main
- * server's HelloDBDTimeout (the directive is main-server only). */
+/* A virtual host has its own locations and database state, the main
+ * server's HelloDBDTimeout (the directive is main-server only), and the
+ * main server's cache settings unless it sets its own. */
 void *hello_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
 {
     const hello_srv_conf *base = basev;
@@ -103,6 +114,13 @@ void *hello_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     conf->dbd_timeout = add->dbd_timeout_set ? add->dbd_timeout : base->dbd_timeout;
     conf->dbd_timeout_set = add->dbd_timeout_set || base->dbd_timeout_set;
     conf->dbd_state = add->dbd_state;
+    conf->cache_spec = add->set & SET_CACHE ? add->cache_spec : base->cache_spec;
+    conf->cache_max_age = add->set & SET_CACHE_MAX_AGE ? add->cache_max_age : base->cache_max_age;
+    conf->cache_stale_if_error =
+        add->set & SET_CACHE_STALE ? add->cache_stale_if_error : base->cache_stale_if_error;
+    conf->cache_ns = add->set & SET_CACHE_NS ? add->cache_ns : base->cache_ns;
+    conf->set = base->set | add->set;
+    conf->cache = NULL;
     return conf;
 }
 
@@ -213,7 +231,65 @@ static const char *set_dbd_timeout(cmd_parms *cmd, void *dconf, const char *arg)
     return err;
 }
 
+static const char *set_cache(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hello_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &hello_module);
+    const char *err = hello_cache_parse(cmd, arg, &conf->cache_spec);
+
+    (void)dconf;
+    conf->set |= SET_CACHE;
+    return err;
+}
+
+static const char *set_cache_seconds(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hello_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &hello_module);
+    int stale = strcmp(cmd->info, "stale") == 0;
+    apr_int64_t value = 0;
+    const char *err = parse_number(cmd, arg, stale ? 0 : 1, 86400, &value);
+
+    (void)dconf;
+    if (err == NULL && stale) {
+        conf->cache_stale_if_error = apr_time_from_sec(value);
+        conf->set |= SET_CACHE_STALE;
+    }
+    else if (err == NULL) {
+        conf->cache_max_age = apr_time_from_sec(value);
+        conf->set |= SET_CACHE_MAX_AGE;
+    }
+    return err;
+}
+
+static const char *set_cache_ns(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    hello_srv_conf *conf = ap_get_module_config(cmd->server->module_config, &hello_module);
+    apr_size_t len = strlen(arg);
+
+    (void)dconf;
+    if (len == 0 || len > 128 ||
+        arg[strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
+                        "vwxyz0123456789.-_")] != '\0') {
+        return "HelloCacheNamespace: 1 to 128 letters, digits, '.', '-' or '_'";
+    }
+    conf->cache_ns = arg;
+    conf->set |= SET_CACHE_NS;
+    return NULL;
+}
+
 const command_rec hello_cmds[] = {
+    AP_INIT_TAKE1("HelloCache", set_cache, NULL, RSRC_CONF,
+                  "The read cache: none (default), or a socache provider and its arguments, "
+                  "e.g. shmcb:/run/apache2/hello_cache(1048576) or "
+                  "memcache:cache1:11211,cache2:11211"),
+    AP_INIT_TAKE1("HelloCacheMaxAge", set_cache_seconds, "max-age", RSRC_CONF,
+                  "Seconds a cached date of birth is answered without asking the database "
+                  "(1 to 86400; default 60)"),
+    AP_INIT_TAKE1("HelloCacheStaleIfError", set_cache_seconds, "stale", RSRC_CONF,
+                  "Seconds a cached date of birth may still be answered while the database "
+                  "fails (0 to 86400, 0: never; default 300)"),
+    AP_INIT_TAKE1("HelloCacheNamespace", set_cache_ns, NULL, RSRC_CONF,
+                  "Names the database behind the cache: servers that share a database and a "
+                  "cache give the same name (default: the ServerName)"),
     AP_INIT_TAKE1("HelloMaxBodySize", set_max_body, NULL, RSRC_CONF | ACCESS_CONF,
                   "Largest PUT body accepted, in bytes (16 to 1048576; default 4096)"),
     AP_INIT_TAKE1("HelloRetryAfter", set_retry_after, NULL, RSRC_CONF | ACCESS_CONF,

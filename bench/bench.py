@@ -61,7 +61,7 @@ DBPASS = "benchpass"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
-SERVER_NAMES = {"hello": "mod_hello", "php": "php"}
+SERVER_NAMES = {"hello": "mod_hello", "php": "php", "cached": "mod_hello+cache"}
 SERVER_KEYS = {v: k for k, v in SERVER_NAMES.items()}
 
 
@@ -334,7 +334,7 @@ def run_wrk(url, mode, conns, duration, threads, users, put_percent, stop_after=
         mark = os.path.join(RUN, f"wrk-stop-{os.getpid()}-{time.time_ns()}")
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "10s",
            "-s", LUA, url, "--", mode, str(users), str(put_percent), str(stop_after),
-           static_path, mark, str(seed)]
+           static_path, mark, str(seed), str(threads)]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     WRK_CHILDREN.append(p)
@@ -415,6 +415,17 @@ class Bench:
             subst.update(hello_extra or {})
             self.servers["hello"] = Apache("hello", os.path.join(BENCH, "conf",
                                                                  "httpd-hello.conf.in"), subst)
+        if "cached" in servers:
+            # The same Apache and module, with the read cache on: every
+            # seeded user fits (docs/performance.md, "The read cache").
+            subst = dict(self.servers["hello"].subst)
+            rundir = os.path.join(RUN, "cached")
+            subst["EXTRA"] += (
+                "\nLoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so"
+                f"\nHelloCache \"shmcb:{rundir}/hello_cache("
+                f"{env_int('BENCH_CACHE_BYTES', 64 * 1024 * 1024)})\"\n")
+            self.servers["cached"] = Apache("cached", os.path.join(BENCH, "conf",
+                                                                   "httpd-hello.conf.in"), subst)
         if "php" in servers:
             subst = dict(common, PHPDIR=os.path.join(BENCH, "php"),
                          WORKERS=env_int("BENCH_PHP_WORKERS", 160),
@@ -520,14 +531,18 @@ def contract_check(bench):
 # ---------------------------------------------------------------- make bench
 
 
-def measured_run(bench, server, scenario, conns, duration, threads, put_percent):
-    s = bench.servers[server]
+def measured_run(bench, server, scenario, conns, duration, threads, put_percent, stop_after=0):
+    """One run; "get-cached" and "mix-cached" are get and mix on the Apache
+    with the cache, "get-cold" each user once (seq) on its empty cache."""
+    s = bench.servers["cached" if scenario.endswith(("-cached", "-cold")) else server]
+    mode = {"get-cold": "seq"}.get(scenario, scenario.split("-")[0])
     ld = loadavg()
     st0 = bench.db.status()
     db0 = bench.db.cpu_ticks()
     h0 = s.cpu()
     m0 = machine_ticks()
-    res = run_wrk(s.url(), scenario, conns, duration, threads, bench.users, put_percent)
+    res = run_wrk(s.url(), mode, conns, duration, threads, bench.users, put_percent,
+                  stop_after=stop_after)
     m1 = machine_ticks()
     h1 = s.cpu()
     db1 = bench.db.cpu_ticks()
@@ -567,7 +582,7 @@ def cmd_run():
     duration = b.duration
     repeat = env_int("BENCH_REPEAT", 3)
     conns_list = [int(c) for c in env_list("BENCH_CONNECTIONS", "32 128")]
-    scenarios = env_list("BENCH_SCENARIOS", "static get put mix")
+    scenarios = env_list("BENCH_SCENARIOS", "static get put mix get-cached mix-cached")
     servers = env_list("BENCH_SERVERS", "hello php")
     threads = env_int("BENCH_THREADS", 2)
     warmup = env_int("BENCH_WARMUP", 5)
@@ -576,6 +591,7 @@ def cmd_run():
     if "hello" not in servers:
         raise Failure("BENCH_SERVERS must include hello (the static file is made from it)")
     b.check_prereqs(php="php" in servers)
+    cached = [sc for sc in scenarios if sc.endswith("-cached")]
     started = time.time()
     info = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -590,13 +606,24 @@ def cmd_run():
     }
     log(f"bench: load average before: {info['loadavg_before']}")
     try:
-        b.start(servers, keepalive=max(60, duration + 30))
+        b.start(servers + (["cached"] if cached else []), keepalive=max(60, duration + 30))
         b.write_static()
         info["static_bytes"] = b.static_size
         contract_check(b)
         overhead = probe_overhead(b.db)
         info["status_probe_overhead"] = overhead
-        for name in servers:
+        runs = []
+        if cached:
+            # The cold run: every seeded user read once, from the empty
+            # cache; it leaves every user cached for the runs below.
+            cold = measured_run(b, "hello", "get-cold", 32, 600, threads, 0,
+                                stop_after=b.users // threads)
+            cold.update(server="hello", scenario="get-cold", connections=32, rep=0)
+            runs.append(cold)
+            log(f"bench: cold run, {cold['requests']} users read once from an empty cache: "
+                f"{cold['rps']:.0f} req/s, non-2xx {cold['non_2xx']}, "
+                f"socket errors {cold['socket_errors']}")
+        for name in servers + (["cached"] if cached else []):
             for c in sorted(set(conns_list)):
                 log(f"bench: warm-up {SERVER_NAMES[name]} mix c={c} {warmup}s")
                 w = run_wrk(b.servers[name].url(), "mix", c, warmup, threads, b.users,
@@ -604,13 +631,15 @@ def cmd_run():
                 if w["non_2xx"] or w["socket_errors"]:
                     log(f"bench: warm-up saw errors: non-2xx {w['non_2xx']} "
                         f"socket {w['socket_errors']} first {w.get('first_bad')}")
-        runs = []
-        total = repeat * len(conns_list) * len(scenarios) * len(servers)
+        total = repeat * len(conns_list) * sum(
+            1 if sc.endswith("-cached") else len(servers) for sc in scenarios)
         n = 0
         for rep in range(repeat):
             for conns in conns_list:
                 for scenario in scenarios:
                     for name in servers:
+                        if scenario.endswith("-cached") and name != "hello":
+                            continue
                         n += 1
                         time.sleep(pause)
                         r = measured_run(b, name, scenario, conns, duration, threads,
@@ -630,7 +659,8 @@ def cmd_run():
                             log(f"        first non-2xx: {r['first_bad']}")
         info["loadavg_after"] = loadavg()
         info["elapsed_s"] = round(time.time() - started)
-        rows, dbstats = summarize(runs, overhead, scenarios, conns_list, servers)
+        rows, dbstats = summarize(runs, overhead, scenarios + (["get-cold"] if cached else []),
+                                  conns_list, servers)
         write_results(b, rows, dbstats, info, runs)
     finally:
         b.stop()
@@ -700,12 +730,13 @@ def summarize(runs, overhead, scenarios, conns_list, servers):
         if st and st["rps"]:
             r["ratio_to_static"] = round(r["rps"] / st["rps"], 3)
         if r["server"] == "mod_hello" and r["scenario"] != "static":
-            php = idx.get(("php", r["scenario"], r["connections"]))
+            base = r["scenario"].split("-")[0]  # get-cached against PHP's get
+            php = idx.get(("php", base, r["connections"]))
             if php and php["rps"]:
                 r["ratio_to_php"] = round(r["rps"] / php["rps"], 3)
                 # Each repetition against the PHP run right after it.
                 h = {x["rep"]: x["rps"] for x in by[("hello", r["scenario"], r["connections"])]}
-                q = {x["rep"]: x["rps"] for x in by[("php", r["scenario"], r["connections"])]}
+                q = {x["rep"]: x["rps"] for x in by[("php", base, r["connections"])]}
                 r["ratio_to_php_runs"] = [round(h[k] / q[k], 3) for k in sorted(h) if q.get(k)]
         if st and st["rps"]:
             h = {x["rep"]: x["rps"] for x in by[(SERVER_KEYS[r["server"]], r["scenario"],
@@ -809,6 +840,25 @@ def write_results(b, rows, dbstats, info, runs):
             target(f"PUT at {c} conns ≥ 1.5× PHP (durable commits)",
                    fmt_ratio(p["ratio_to_php"]), p["ratio_to_php"] >= 1.5,
                    p.get("ratio_to_php_runs"))
+    for c in info["connections"]:
+        g = idx.get(("mod_hello", "get-cached", c))
+        m = idx.get(("mod_hello", "mix-cached", c))
+        if c != 32:
+            continue
+        if g and g["ratio_to_static"] is not None:
+            target(f"get-cached at {c} conns ≥ 1.0× static", fmt_ratio(g["ratio_to_static"]),
+                   g["ratio_to_static"] >= 1.0, g.get("ratio_to_static_runs"))
+        if g and g["ratio_to_php"] is not None:
+            target(f"get-cached at {c} conns ≥ 4× PHP", fmt_ratio(g["ratio_to_php"]),
+                   g["ratio_to_php"] >= 4.0, g.get("ratio_to_php_runs"))
+        if m and m["ratio_to_php"] is not None:
+            target(f"mix-cached at {c} conns ≥ 2.5× PHP", fmt_ratio(m["ratio_to_php"]),
+                   m["ratio_to_php"] >= 2.5, m.get("ratio_to_php_runs"))
+    d = dbstats.get(("hello", "get-cached"))
+    if d:
+        q = d["per_request"]["Questions"]
+        target("get-cached: no statement per GET once warm (Questions per request)",
+               f"{q:.4f}", q < 0.01)
     for scen in ("get", "put"):
         d = dbstats.get(("hello", scen))
         if d:

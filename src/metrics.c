@@ -64,6 +64,11 @@ void hello_metrics_health(hello_metrics *m, int ok)
     apr_atomic_inc64(ok ? &m->health_ok : &m->health_failed);
 }
 
+void hello_metrics_cache(hello_metrics *m, hello_cache_event event)
+{
+    apr_atomic_inc64(&m->cache[event]);
+}
+
 static apr_uint64_t rd(const volatile apr_uint64_t *v)
 {
     return apr_atomic_read64((volatile apr_uint64_t *)v);
@@ -104,6 +109,19 @@ char *hello_metrics_prometheus(apr_pool_t *pool, const hello_metrics *m)
          "hello_health_checks_total{result=\"ok\"} %" APR_UINT64_T_FMT "\n"
          "hello_health_checks_total{result=\"failed\"} %" APR_UINT64_T_FMT "\n",
          rd(&m->health_ok), rd(&m->health_failed));
+    LINE("# HELP hello_cache_hits_total GETs answered from the read cache (HelloCache).\n"
+         "# TYPE hello_cache_hits_total counter\nhello_cache_hits_total %" APR_UINT64_T_FMT "\n"
+         "# HELP hello_cache_misses_total GETs through the read cache that asked the database.\n"
+         "# TYPE hello_cache_misses_total counter\nhello_cache_misses_total %" APR_UINT64_T_FMT
+         "\n# HELP hello_cache_stale_served_total GETs answered from an old cache entry "
+         "because the database failed (HelloCacheStaleIfError).\n"
+         "# TYPE hello_cache_stale_served_total counter\nhello_cache_stale_served_total "
+         "%" APR_UINT64_T_FMT "\n"
+         "# HELP hello_cache_store_errors_total Cache operations that failed (the request "
+         "went on without the cache).\n# TYPE hello_cache_store_errors_total counter\n"
+         "hello_cache_store_errors_total %" APR_UINT64_T_FMT "\n",
+         rd(&m->cache[HELLO_CACHE_EVENT_HIT]), rd(&m->cache[HELLO_CACHE_EVENT_MISS]),
+         rd(&m->cache[HELLO_CACHE_EVENT_STALE]), rd(&m->cache[HELLO_CACHE_EVENT_ERROR]));
     LINE("# HELP hello_request_duration_seconds Time mod_hello spent answering a request.\n"
          "# TYPE hello_request_duration_seconds histogram\n");
     for (int b = 0; b < HELLO_LATENCY_BUCKETS; b++) {
@@ -146,6 +164,19 @@ char *hello_metrics_keyvalue(apr_pool_t *pool, const hello_metrics *m)
     LINE("HelloHealthFailed: %" APR_UINT64_T_FMT "\n", rd(&m->health_failed));
     LINE("HelloLatencyCount: %" APR_UINT64_T_FMT "\n", rd(&m->latency_count));
     LINE("HelloLatencySumMicroseconds: %" APR_UINT64_T_FMT "\n", rd(&m->latency_sum_us));
+    {
+        apr_uint64_t hits = rd(&m->cache[HELLO_CACHE_EVENT_HIT]);
+        apr_uint64_t misses = rd(&m->cache[HELLO_CACHE_EVENT_MISS]);
+        apr_uint64_t all = hits + misses;
+        LINE("HelloCacheHits: %" APR_UINT64_T_FMT "\n", hits);
+        LINE("HelloCacheMisses: %" APR_UINT64_T_FMT "\n", misses);
+        LINE("HelloCacheStaleServed: %" APR_UINT64_T_FMT "\n",
+             rd(&m->cache[HELLO_CACHE_EVENT_STALE]));
+        LINE("HelloCacheStoreErrors: %" APR_UINT64_T_FMT "\n",
+             rd(&m->cache[HELLO_CACHE_EVENT_ERROR]));
+        LINE("HelloCacheHitRatio: %s\n",
+             all ? apr_psprintf(pool, "%.4f", (double)hits / (double)all) : "0");
+    }
     LINE("HelloMetricsCreated: %" APR_UINT64_T_FMT "\n", m->created);
 #undef LINE
     return apr_array_pstrcat(pool, out, 0);

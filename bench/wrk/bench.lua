@@ -2,7 +2,8 @@
 --
 --   wrk -t2 -c32 -d10s -s bench/wrk/bench.lua http://127.0.0.1:PORT -- MODE USERS [PUT_PERCENT] [STOP_AFTER] [STATIC_PATH]
 --
--- MODE         static | get | put | mix
+-- MODE         static | get | put | mix | seq (each user once, in order: user i
+--              goes to thread i mod THREADS; with STOP_AFTER = USERS / THREADS)
 -- USERS        how many users the database was seeded with; user i is
 --              "user" followed by i written in base 26 with the letters a..z,
 --              four of them (user 0 = useraaaa, user 27 = useraabb), exactly
@@ -17,6 +18,7 @@
 --              still runs).
 -- SEED         random seed (0 or absent: from the clock); a fixed seed makes
 --              the same requests, as the profile's paired runs need
+-- THREADS      wrk's -t, for seq
 --
 -- Requests are made in init(): a pool of random requests per thread (random
 -- users), so that request() is a table lookup and the client spends its CPU
@@ -68,6 +70,7 @@ local POOL = 20000
 local pool = {}
 local stop_after = 0
 local stop_mark = nil
+local seq_next, seq_step, seq_users = nil, 1, 0
 
 function init(args)
     local mode = args[1] or "get"
@@ -77,6 +80,11 @@ function init(args)
     local static_path = args[5] or "/static.json"
     stop_mark = args[6]
     local seed = tonumber(args[7]) or 0
+    if mode == "seq" then
+        seq_next = (id or 1) - 1
+        seq_step = tonumber(args[8]) or 1
+        seq_users = users
+    end
     if seed == 0 then
         seed = os.time() * 1000 + math.floor(os.clock() * 1e6)
     end
@@ -106,6 +114,11 @@ end
 local size = 0
 local ndates = #dates
 function request()
+    if seq_next then
+        local path = "/hello/" .. username(seq_next % seq_users)
+        seq_next = seq_next + seq_step
+        return wrk.format("GET", path)
+    end
     if size == 0 then size = #pool end
     local r = pool[math.random(size)]
     if type(r) == "table" then

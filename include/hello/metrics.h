@@ -15,7 +15,7 @@
  * misreading the old one. (Overridable only so that a test can build a
  * module "from the future".) */
 #ifndef HELLO_METRICS_LAYOUT
-#define HELLO_METRICS_LAYOUT 1u
+#define HELLO_METRICS_LAYOUT 2u
 #endif
 
 #define HELLO_STATUS_CLASSES  5  /* 1xx .. 5xx */
@@ -34,7 +34,16 @@ typedef struct hello_metrics {
     volatile apr_uint64_t latency_bucket[HELLO_LATENCY_BUCKETS]; /* not cumulative */
     volatile apr_uint64_t latency_count;
     volatile apr_uint64_t latency_sum_us;
+    volatile apr_uint64_t cache[4]; /* by hello_cache_event */
 } hello_metrics;
+
+/* What the read cache (cache.h) counts. */
+typedef enum hello_cache_event {
+    HELLO_CACHE_EVENT_HIT = 0, /* a GET answered from the cache */
+    HELLO_CACHE_EVENT_MISS,    /* a GET that asked the database */
+    HELLO_CACHE_EVENT_STALE,   /* a GET answered from an old entry: the database failed */
+    HELLO_CACHE_EVENT_ERROR    /* a cache operation that failed */
+} hello_cache_event;
 
 /* Upper bounds of the latency buckets, in microseconds. */
 extern const apr_uint64_t hello_latency_bounds_us[HELLO_LATENCY_BUCKETS];
@@ -50,6 +59,7 @@ void hello_metrics_request(hello_metrics *m, hello_method method, int status, ap
 
 void hello_metrics_db_error(hello_metrics *m);
 void hello_metrics_health(hello_metrics *m, int ok);
+void hello_metrics_cache(hello_metrics *m, hello_cache_event event);
 
 /* Prometheus text exposition format 0.0.4. */
 char *hello_metrics_prometheus(apr_pool_t *pool, const hello_metrics *m);

@@ -1,0 +1,72 @@
+/* The read cache: a store (store.h) in front of another, answering a known
+ * user's date of birth from a key-value cache with expiry (Apache's socache
+ * providers in production, a fake in the unit tests) instead of the
+ * database.
+ *
+ * What is cached is username -> date of birth, never the message (it
+ * depends on today) and never "not found". Each user has two keys in the
+ * namespace: its entry (the date, the time it was stored, and the write
+ * token it was filled under) and its write token, which every acknowledged
+ * PUT or DELETE replaces with a new random one after the database
+ * committed. An entry is a hit only while its token is the user's current
+ * one, so a GET that read the row before a write committed and stores it
+ * after the write can never be answered from again: read-your-writes holds
+ * whatever ran concurrently, on every node that shares the cache. */
+#ifndef HELLO_CACHE_H
+#define HELLO_CACHE_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+#include "hello/metrics.h"
+#include "hello/store.h"
+
+/* A key-value cache. Keys are NUL-terminated byte strings (not text: the
+ * first byte spreads them over shmcb's subcaches), at most 150 bytes. */
+typedef struct hello_cache_provider {
+    void *ctx;
+    /* APR_SUCCESS with *len bytes in buf (*len holds its size on entry);
+     * APR_NOTFOUND when there is no such key; anything else is an error. */
+    apr_status_t (*get)(void *ctx, apr_pool_t *pool, const char *key, unsigned char *buf,
+                        unsigned int *len);
+    /* Stores data under key until expiry (absolute time). */
+    apr_status_t (*set)(void *ctx, apr_pool_t *pool, const char *key, apr_time_t expiry,
+                        const unsigned char *data, unsigned int len);
+    apr_status_t (*remove)(void *ctx, apr_pool_t *pool, const char *key);
+} hello_cache_provider;
+
+/* What the last GET through the cache did, for the Cache-Status header. */
+typedef enum hello_cache_outcome {
+    HELLO_CACHE_NONE = 0,  /* no GET went through the cache */
+    HELLO_CACHE_HIT,       /* answered from the entry */
+    HELLO_CACHE_STALE_HIT, /* the database failed: answered from an old entry */
+    HELLO_CACHE_MISS,      /* no usable entry: asked the database */
+    HELLO_CACHE_OUTDATED   /* an entry older than max_age or than the last write */
+} hello_cache_outcome;
+
+typedef struct hello_cached_store {
+    const hello_store *inner; /* the database */
+    const hello_cache_provider *cache;
+    const char *ns;                     /* namespace of the keys: one per database */
+    apr_interval_time_t max_age;        /* HelloCacheMaxAge */
+    apr_interval_time_t stale_if_error; /* HelloCacheStaleIfError; 0: never stale */
+    apr_time_t now;                     /* the request's time */
+    hello_metrics *metrics;             /* NULL: uncounted */
+    int no_fill;                        /* read and invalidate, but store no entry */
+    /* Set by the store calls: */
+    hello_cache_outcome outcome;
+    int stored;          /* a miss stored its answer */
+    int cache_error;     /* the cache failed at least once (counted) */
+    apr_time_t age;      /* of the entry answered from, hits only */
+    const char *warning; /* a write whose entry could not be invalidated, for the log */
+} hello_cached_store;
+
+/* Fills *store to read through ctx's cache and write through to its inner
+ * store. ctx lives as long as the request. */
+void hello_cached_store_init(hello_store *store, hello_cached_store *ctx);
+
+/* The RFC 9211 Cache-Status value of the GET that went through ctx
+ * ("mod_hello; hit", "mod_hello; fwd=miss; stored" ...), or NULL. */
+const char *hello_cache_status(const hello_cached_store *ctx, apr_pool_t *pool);
+
+#endif

@@ -1,0 +1,278 @@
+/* mod_hello's read cache on Apache's socache providers: HelloCache names a
+ * provider as SSLSessionCache does; each distinct one is created at
+ * post_config, in the configuration pool like mod_ssl's, and a request
+ * reaches it through the provider interface of the core (hello/cache.h). */
+#include <string.h>
+
+#include <apr_global_mutex.h>
+#include <apr_strings.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "ap_mpm.h"
+#include "ap_provider.h"
+#include "scoreboard.h"
+#include "util_mutex.h"
+
+#include "mod_hello.h"
+
+APLOG_USE_MODULE(hello);
+
+#define HELLO_CACHE_MUTEX "hello-cache"
+
+struct hello_cache_instance {
+    const hello_cache_spec *spec;
+    ap_socache_instance_t *inst;
+    apr_global_mutex_t *mutex; /* for providers that are not multi-process safe */
+    const char *mutex_file;
+    int attached; /* this child has attached the mutex */
+};
+
+const char *hello_cache_parse(cmd_parms *cmd, const char *arg, hello_cache_spec **out)
+{
+    hello_cache_spec *spec;
+    const char *colon = strchr(arg, ':');
+    const char *err;
+    ap_socache_instance_t *probe = NULL;
+
+    *out = NULL;
+    if (strcasecmp(arg, "none") == 0) {
+        return NULL;
+    }
+    spec = apr_pcalloc(cmd->pool, sizeof(*spec));
+    spec->text = apr_pstrdup(cmd->pool, arg);
+    spec->name = colon ? apr_pstrmemdup(cmd->pool, arg, (apr_size_t)(colon - arg)) : spec->text;
+    spec->args = colon ? colon + 1 : NULL;
+    spec->provider =
+        ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, spec->name, AP_SOCACHE_PROVIDER_VERSION);
+    if (spec->provider == NULL) {
+        return apr_psprintf(cmd->pool,
+                            "HelloCache: unknown cache provider '%s'; load its module before "
+                            "this line (LoadModule socache_shmcb_module "
+                            "modules/mod_socache_shmcb.so for shmcb, socache_memcache_module "
+                            "for memcache; on Debian: a2enmod socache_shmcb), or use none",
+                            spec->name);
+    }
+    /* The provider checks its arguments now, so that apachectl -t tells. */
+    err = spec->provider->create(&probe, spec->args, cmd->temp_pool, cmd->temp_pool);
+    if (err != NULL) {
+        return apr_psprintf(cmd->pool, "HelloCache %s: %s", arg, err);
+    }
+    *out = spec;
+    return NULL;
+}
+
+int hello_cache_pre_config(apr_pool_t *pconf)
+{
+    return ap_mutex_register(pconf, HELLO_CACHE_MUTEX, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
+               ? OK
+               : 500;
+}
+
+/* Makes every server's cache, one per distinct HelloCache. */
+int hello_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *main_server)
+{
+    apr_hash_t *made = apr_hash_make(ptemp);
+    int n = 0;
+
+    for (server_rec *s = main_server; s; s = s->next) {
+        hello_srv_conf *conf = ap_get_module_config(s->module_config, &hello_module);
+        hello_cache_instance *ci;
+        struct ap_socache_hints hints = { 48, 48, apr_time_from_sec(60) };
+        apr_status_t rv;
+
+        conf->cache = NULL;
+        if (conf->cache_spec == NULL) {
+            continue;
+        }
+        ci = apr_hash_get(made, conf->cache_spec->text, APR_HASH_KEY_STRING);
+        if (ci == NULL) {
+            ci = apr_pcalloc(pconf, sizeof(*ci));
+            ci->spec = conf->cache_spec;
+            const char *err = ci->spec->provider->create(&ci->inst, ci->spec->args, ptemp, pconf);
+            if (err != NULL) {
+                ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "HelloCache %s: %s", ci->spec->text,
+                             err);
+                return 500;
+            }
+            if (ci->spec->provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
+                rv = ap_global_mutex_create(&ci->mutex, &ci->mutex_file, HELLO_CACHE_MUTEX,
+                                            apr_itoa(ptemp, n), main_server, pconf, 0);
+                if (rv != APR_SUCCESS) {
+                    ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                                 "HelloCache %s: cannot create its mutex", ci->spec->text);
+                    return 500;
+                }
+            }
+            rv = ci->spec->provider->init(ci->inst, apr_psprintf(ptemp, "mod_hello-%d", n), &hints,
+                                          main_server, pconf);
+            if (rv != APR_SUCCESS) {
+                ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "HelloCache %s: cannot initialise it",
+                             ci->spec->text);
+                return 500;
+            }
+            apr_pool_cleanup_register(pconf, ci, hello_cache_destroy, apr_pool_cleanup_null);
+            apr_hash_set(made, ci->spec->text, APR_HASH_KEY_STRING, ci);
+            n++;
+        }
+        conf->cache = ci;
+    }
+    return OK;
+}
+
+apr_status_t hello_cache_destroy(void *data)
+{
+    hello_cache_instance *ci = data;
+
+    ci->spec->provider->destroy(ci->inst, NULL);
+    return APR_SUCCESS;
+}
+
+void hello_cache_child_init(apr_pool_t *pchild, server_rec *main_server)
+{
+    for (server_rec *s = main_server; s; s = s->next) {
+        hello_srv_conf *conf = ap_get_module_config(s->module_config, &hello_module);
+        hello_cache_instance *ci = conf->cache;
+
+        if (ci != NULL && ci->mutex != NULL && !ci->attached) {
+            apr_status_t rv = apr_global_mutex_child_init(&ci->mutex, ci->mutex_file, pchild);
+            if (rv != APR_SUCCESS) {
+                ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                             "HelloCache %s: cannot attach its mutex in this child; serving "
+                             "without the cache",
+                             ci->spec->text);
+                conf->cache = NULL;
+            }
+            /* Servers sharing the cache share its mutex: attached once. */
+            ci->attached = 1;
+        }
+    }
+}
+
+/* ---- a request's view of its server's cache ----------------------------- */
+
+typedef struct call {
+    hello_cache_instance *ci;
+    server_rec *s;
+} call;
+
+static int lock(const call *c)
+{
+    return c->ci->mutex == NULL || apr_global_mutex_lock(c->ci->mutex) == APR_SUCCESS;
+}
+
+static void unlock(const call *c)
+{
+    if (c->ci->mutex != NULL) {
+        apr_global_mutex_unlock(c->ci->mutex);
+    }
+}
+
+static apr_status_t cache_get(void *ctx, apr_pool_t *pool, const char *key, unsigned char *buf,
+                              unsigned int *len)
+{
+    const call *c = ctx;
+    apr_status_t rv;
+
+    if (!lock(c)) {
+        return APR_EGENERAL;
+    }
+    rv = c->ci->spec->provider->retrieve(c->ci->inst, c->s, (const unsigned char *)key,
+                                         (unsigned int)strlen(key), buf, len, pool);
+    unlock(c);
+    return rv;
+}
+
+static apr_status_t cache_set(void *ctx, apr_pool_t *pool, const char *key, apr_time_t expiry,
+                              const unsigned char *data, unsigned int len)
+{
+    const call *c = ctx;
+    apr_status_t rv;
+
+    if (!lock(c)) {
+        return APR_EGENERAL;
+    }
+    rv = c->ci->spec->provider->store(c->ci->inst, c->s, (const unsigned char *)key,
+                                      (unsigned int)strlen(key), expiry, (unsigned char *)data, len,
+                                      pool);
+    unlock(c);
+    return rv;
+}
+
+static apr_status_t cache_remove(void *ctx, apr_pool_t *pool, const char *key)
+{
+    const call *c = ctx;
+    apr_status_t rv;
+
+    if (!lock(c)) {
+        return APR_EGENERAL;
+    }
+    rv = c->ci->spec->provider->remove(c->ci->inst, c->s, (const unsigned char *)key,
+                                       (unsigned int)strlen(key), pool);
+    unlock(c);
+    return rv;
+}
+
+/* Whether a child of an older generation may still be serving. Such a child
+ * writes through the cache of its own generation, so until it is gone this
+ * generation's cache stores nothing: an entry filled here could miss that
+ * child's invalidation. Checked at most every 250 ms per process. */
+static int older_children_serve(void)
+{
+    static volatile apr_time_t checked;
+    static volatile int older = 1;
+    apr_time_t now = apr_time_now();
+    int generation = 0;
+    int limit = 0;
+
+    if (!older || now - checked < apr_time_from_msec(250)) {
+        return older;
+    }
+    checked = now;
+    if (ap_scoreboard_image == NULL ||
+        ap_mpm_query(AP_MPMQ_GENERATION, &generation) != APR_SUCCESS ||
+        ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) != APR_SUCCESS) {
+        older = 0;
+        return 0;
+    }
+    for (int i = 0; i < limit; i++) {
+        process_score *ps = ap_get_scoreboard_process(i);
+        if (ps != NULL && ps->pid != 0 && ps->generation != generation) {
+            return 1;
+        }
+    }
+    older = 0;
+    return 0;
+}
+
+int hello_cache_store_init(request_rec *r, hello_cached_store *cs, hello_cache_provider *provider,
+                           const hello_store *inner, hello_metrics *metrics)
+{
+    const hello_srv_conf *conf = ap_get_module_config(r->server->module_config, &hello_module);
+    call *c;
+
+    if (conf->cache == NULL) {
+        return 0;
+    }
+    c = apr_palloc(r->pool, sizeof(*c));
+    c->ci = conf->cache;
+    c->s = r->server;
+    provider->ctx = c;
+    provider->get = cache_get;
+    provider->set = cache_set;
+    provider->remove = cache_remove;
+    cs->inner = inner;
+    cs->cache = provider;
+    /* A virtual host without a directive of its own may share the main
+     * server's configuration record: its name is taken from the request. */
+    cs->ns = conf->cache_ns               ? conf->cache_ns
+             : r->server->server_hostname ? r->server->server_hostname
+                                          : "default";
+    cs->max_age = conf->cache_max_age;
+    cs->stale_if_error = conf->cache_stale_if_error;
+    cs->now = r->request_time;
+    cs->metrics = metrics;
+    cs->no_fill = older_children_serve();
+    return 1;
+}

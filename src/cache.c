@@ -1,0 +1,289 @@
+/* The read cache in front of the database (see include/hello/cache.h). */
+#include <string.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include "hello/cache.h"
+
+/* "1 <token: 16 hex digits> <stored: microseconds> YYYY-MM-DD" */
+#define ENTRY_MAX 64
+#define TOKEN_LEN 16
+
+typedef struct entry {
+    apr_uint64_t token;
+    apr_time_t stored;
+    hello_date dob;
+} entry;
+
+/* 32-bit FNV-1a. */
+static apr_uint32_t fnv1a(const char *s, apr_uint32_t h)
+{
+    for (; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    }
+    return h;
+}
+
+/* "<spread>hello:<kind>:<namespace>:<user>". The first byte is a hash of the
+ * rest, never 0: shmcb picks a key's subcache from its first byte alone, so
+ * keys that all began alike would crowd into one. A namespace longer than 40
+ * characters is replaced by its hash, so that memcache's hex-encoded key
+ * stays under memcached's 250-byte limit. */
+static const char *make_key(const hello_cached_store *c, apr_pool_t *pool, const char *kind,
+                            const char *user)
+{
+    const char *ns =
+        strlen(c->ns) <= 40 ? c->ns : apr_psprintf(pool, "h%08x", fnv1a(c->ns, 2166136261u));
+    char *key = apr_pstrcat(pool, "-hello:", kind, ":", ns, ":", user, NULL);
+    apr_uint32_t h = fnv1a(key + 1, 2166136261u);
+
+    key[0] = (char)((h & 0xff) ? (h & 0xff) : 1);
+    return key;
+}
+
+static const char *entry_key(const hello_cached_store *c, apr_pool_t *pool, const char *user)
+{
+    return make_key(c, pool, "d", user);
+}
+
+static const char *token_key(const hello_cached_store *c, apr_pool_t *pool, const char *user)
+{
+    return make_key(c, pool, "w", user);
+}
+
+static void cache_failed(hello_cached_store *c)
+{
+    c->cache_error = 1;
+    if (c->metrics) {
+        hello_metrics_cache(c->metrics, HELLO_CACHE_EVENT_ERROR);
+    }
+}
+
+/* The user's current write token: 0 when no write has set one. */
+static int read_token(hello_cached_store *c, apr_pool_t *pool, const char *user,
+                      apr_uint64_t *token)
+{
+    unsigned char buf[TOKEN_LEN + 1];
+    unsigned int len = TOKEN_LEN;
+    apr_status_t rv = c->cache->get(c->cache->ctx, pool, token_key(c, pool, user), buf, &len);
+
+    *token = 0;
+    if (APR_STATUS_IS_NOTFOUND(rv)) {
+        return 1;
+    }
+    if (rv != APR_SUCCESS) {
+        cache_failed(c);
+        return 0;
+    }
+    buf[len < TOKEN_LEN ? len : TOKEN_LEN] = '\0';
+    *token = apr_strtoi64((const char *)buf, NULL, 16);
+    return 1;
+}
+
+/* 1 when the user has an entry, read into *e. */
+static int read_entry(hello_cached_store *c, apr_pool_t *pool, const char *user, entry *e)
+{
+    char buf[ENTRY_MAX + 1];
+    unsigned int len = ENTRY_MAX;
+    char *end = NULL;
+    apr_status_t rv =
+        c->cache->get(c->cache->ctx, pool, entry_key(c, pool, user), (unsigned char *)buf, &len);
+
+    if (rv != APR_SUCCESS) {
+        if (!APR_STATUS_IS_NOTFOUND(rv)) {
+            cache_failed(c);
+        }
+        return 0;
+    }
+    if (len > ENTRY_MAX) {
+        return 0;
+    }
+    buf[len] = '\0';
+    /* Anything else (another build's format, a damaged entry) is a miss. */
+    if (len < 2 + TOKEN_LEN + 3 + HELLO_DATE_LEN || strncmp(buf, "1 ", 2) != 0) {
+        return 0;
+    }
+    e->token = (apr_uint64_t)apr_strtoi64(buf + 2, &end, 16);
+    if (end != buf + 2 + TOKEN_LEN || *end != ' ') {
+        return 0;
+    }
+    e->stored = (apr_time_t)apr_strtoi64(end + 1, &end, 10);
+    if (*end != ' ' || strlen(end + 1) != HELLO_DATE_LEN ||
+        !hello_date_parse(end + 1, HELLO_DATE_LEN, &e->dob)) {
+        return 0;
+    }
+    return 1;
+}
+
+/* Entries live as long as they may be answered from: fresh for max_age,
+ * stale (through an outage) for stale_if_error. */
+static apr_interval_time_t lifetime(const hello_cached_store *c)
+{
+    return c->stale_if_error > c->max_age ? c->stale_if_error : c->max_age;
+}
+
+static int store_entry(hello_cached_store *c, apr_pool_t *pool, const char *user,
+                       apr_uint64_t token, hello_date dob)
+{
+    char date[HELLO_DATE_LEN + 1];
+    const char *data;
+
+    hello_date_format(dob, date);
+    data = apr_psprintf(pool, "1 %016" APR_UINT64_T_HEX_FMT " %" APR_TIME_T_FMT " %s", token,
+                        c->now, date);
+    if (c->cache->set(c->cache->ctx, pool, entry_key(c, pool, user), c->now + lifetime(c),
+                      (const unsigned char *)data, (unsigned int)strlen(data)) != APR_SUCCESS) {
+        cache_failed(c);
+        return 0;
+    }
+    return 1;
+}
+
+static hello_store_status cached_get(void *ctx, apr_pool_t *pool, const char *username,
+                                     hello_date *dob, const char **err)
+{
+    hello_cached_store *c = ctx;
+    entry e;
+    apr_uint64_t token = 0;
+    int have_token = 0;
+    int have_entry = read_entry(c, pool, username, &e);
+    int may_serve_stale = 0;
+    hello_store_status st;
+
+    c->outcome = HELLO_CACHE_MISS;
+    if (have_entry) {
+        /* The token is read before the database: a write that commits after
+         * this read replaces it, so what is stored below cannot match. */
+        have_token = read_token(c, pool, username, &token);
+        if (have_token && e.token == token) {
+            apr_interval_time_t age = c->now > e.stored ? c->now - e.stored : 0;
+            if (age < c->max_age) {
+                c->outcome = HELLO_CACHE_HIT;
+                c->age = age;
+                *dob = e.dob;
+                if (c->metrics) {
+                    hello_metrics_cache(c->metrics, HELLO_CACHE_EVENT_HIT);
+                }
+                return HELLO_STORE_OK;
+            }
+            may_serve_stale = age < c->stale_if_error;
+        }
+        /* An entry of an older write is never answered, not even stale. */
+        c->outcome = HELLO_CACHE_OUTDATED;
+    }
+    else {
+        have_token = read_token(c, pool, username, &token);
+    }
+    if (c->metrics) {
+        hello_metrics_cache(c->metrics, HELLO_CACHE_EVENT_MISS);
+    }
+    st = c->inner->get(c->inner->ctx, pool, username, dob, err);
+    if (st == HELLO_STORE_OK && have_token && !c->no_fill) {
+        c->stored = store_entry(c, pool, username, token, *dob);
+    }
+    else if (st == HELLO_STORE_NOT_FOUND && have_entry) {
+        /* The row went away without a write through the module. */
+        c->cache->remove(c->cache->ctx, pool, entry_key(c, pool, username));
+    }
+    else if (st == HELLO_STORE_UNAVAILABLE && may_serve_stale) {
+        c->outcome = HELLO_CACHE_STALE_HIT;
+        c->age = c->now > e.stored ? c->now - e.stored : 0;
+        *dob = e.dob;
+        if (c->metrics) {
+            hello_metrics_cache(c->metrics, HELLO_CACHE_EVENT_STALE);
+        }
+        return HELLO_STORE_OK;
+    }
+    return st;
+}
+
+static apr_uint64_t new_token(apr_time_t now)
+{
+    apr_uint64_t token = 0;
+
+    if (apr_generate_random_bytes((unsigned char *)&token, sizeof(token)) != APR_SUCCESS) {
+        token = (apr_uint64_t)now * 2654435761u;
+    }
+    token &= APR_UINT64_C(0x7fffffffffffffff); /* read back with apr_strtoi64 */
+    return token ? token : 1;                  /* 0 means "no write yet" */
+}
+
+/* After a write committed: a new token, so that no entry filled before it
+ * matches, and the entry goes. Tokens outlive every entry they could be
+ * compared with. */
+static void invalidate(hello_cached_store *c, apr_pool_t *pool, const char *user)
+{
+    const char *token = apr_psprintf(pool, "%016" APR_UINT64_T_HEX_FMT, new_token(c->now));
+    apr_status_t rv = c->cache->set(c->cache->ctx, pool, token_key(c, pool, user),
+                                    c->now + 2 * lifetime(c) + apr_time_from_sec(60),
+                                    (const unsigned char *)token, TOKEN_LEN);
+    apr_status_t removed = c->cache->remove(c->cache->ctx, pool, entry_key(c, pool, user));
+
+    if (rv != APR_SUCCESS) {
+        cache_failed(c);
+        c->warning = APR_STATUS_IS_NOTFOUND(removed) || removed == APR_SUCCESS
+                         ? "the cache did not take the write's token: a GET that ran "
+                           "during this write may be answered from the old date for up "
+                           "to HelloCacheMaxAge"
+                         : "the cache took neither the write's token nor the removal of the "
+                           "entry: GETs may be answered from the old date for up to "
+                           "HelloCacheMaxAge";
+    }
+}
+
+static hello_store_status cached_put(void *ctx, apr_pool_t *pool, const char *username,
+                                     hello_date dob, const char **err)
+{
+    hello_cached_store *c = ctx;
+    hello_store_status st = c->inner->put(c->inner->ctx, pool, username, dob, err);
+
+    if (st == HELLO_STORE_OK) {
+        invalidate(c, pool, username);
+    }
+    return st;
+}
+
+static hello_store_status cached_del(void *ctx, apr_pool_t *pool, const char *username,
+                                     const char **err)
+{
+    hello_cached_store *c = ctx;
+    hello_store_status st = c->inner->del(c->inner->ctx, pool, username, err);
+
+    if (st != HELLO_STORE_UNAVAILABLE) {
+        invalidate(c, pool, username);
+    }
+    return st;
+}
+
+void hello_cached_store_init(hello_store *store, hello_cached_store *ctx)
+{
+    ctx->outcome = HELLO_CACHE_NONE;
+    ctx->stored = 0;
+    ctx->cache_error = 0;
+    ctx->age = 0;
+    ctx->warning = NULL;
+    store->ctx = ctx;
+    store->get = cached_get;
+    store->put = cached_put;
+    store->del = ctx->inner->del ? cached_del : NULL;
+}
+
+const char *hello_cache_status(const hello_cached_store *ctx, apr_pool_t *pool)
+{
+    const char *error = ctx->cache_error ? "; detail=cache-error" : "";
+
+    switch (ctx->outcome) {
+    case HELLO_CACHE_HIT:
+        return apr_pstrcat(pool, "mod_hello; hit", error, NULL);
+    case HELLO_CACHE_STALE_HIT:
+        return "mod_hello; hit; detail=stale";
+    case HELLO_CACHE_MISS:
+        return apr_pstrcat(pool, "mod_hello; fwd=miss", ctx->stored ? "; stored" : "", error, NULL);
+    case HELLO_CACHE_OUTDATED:
+        return apr_pstrcat(pool, "mod_hello; fwd=stale", ctx->stored ? "; stored" : "", error,
+                           NULL);
+    default:
+        return NULL;
+    }
+}

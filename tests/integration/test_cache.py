@@ -1,0 +1,306 @@
+"""The read cache (HelloCache on Apache's socache, here shmcb): what it
+answers and says (Cache-Status, Age, metrics), read-your-writes under
+concurrent GETs and PUTs of the same users, namespaces per database, DELETE,
+reads through a database outage, and the configuration errors."""
+import datetime
+import re
+import threading
+import time
+
+import pytest
+
+import hellotest as ht
+
+SHMCB = f"LoadModule socache_shmcb_module {ht.MODULES_DIR}/mod_socache_shmcb.so"
+
+
+def cache_conf(root, max_age=60, stale=300, extra=""):
+    return (f"HelloCache \"shmcb:{root}/hello-cache(1048576)\"\n"
+            f"HelloCacheMaxAge {max_age}\nHelloCacheStaleIfError {stale}\n{extra}")
+
+
+def cached_httpd(make_httpd, tmp_path, db, locations=None, start=True, **kw):
+    root = tmp_path / "cache"
+    root.mkdir(exist_ok=True)
+    extra = kw.pop("extra", "")
+    conf = cache_conf(root, **kw)
+    return make_httpd(start=start, db=db, locations=locations,
+                      extra=SHMCB + "\n" + conf + extra)
+
+
+def metric(server, name):
+    text = server.client().get("/hello-metrics", check=False).body.decode()
+    m = re.search(rf"^{name} (\d+)$", text, re.M)
+    assert m, f"{name} missing from the metrics:\n{text[:2000]}"
+    return int(m.group(1))
+
+
+METRICS_LOCATION = "<Location /hello-metrics>\n SetHandler hello-metrics\n</Location>\n"
+
+
+def test_cache_status_age_and_counters(make_httpd, tmp_path, db, names):
+    server = cached_httpd(make_httpd, tmp_path, db, extra=METRICS_LOCATION)
+    c = server.client()
+    user = names.new()
+    today = ht.utc_today()
+
+    assert c.put_date(f"/hello/{user}", "1990-03-04").status == 204
+    first = c.get(f"/hello/{user}")
+    assert first.status == 200
+    assert first.header("Cache-Status") == "mod_hello; fwd=miss; stored"
+    assert first.header("Age") is None
+    second = c.get(f"/hello/{user}")
+    assert second.status == 200 and second.body == first.body
+    assert second.header("Cache-Status") == "mod_hello; hit"
+    assert second.header("Age") is not None and int(second.header("Age")) <= 2
+    assert second.message == ht.expected_message(user, datetime.date(1990, 3, 4), today)
+    head = c.head(f"/hello/{user}")
+    assert head.header("Cache-Status") == "mod_hello; hit"
+
+    # A write replaces what the cache answers at once.
+    assert c.put_date(f"/hello/{user}", "1991-07-08").status == 204
+    third = c.get(f"/hello/{user}")
+    assert third.message == ht.expected_message(user, datetime.date(1991, 7, 8), today)
+    assert third.header("Cache-Status") == "mod_hello; fwd=miss; stored"
+
+    # "Not found" is never cached.
+    unknown = names.new()
+    for _ in range(2):
+        r = c.get(f"/hello/{unknown}")
+        assert r.status == 404 and r.header("Cache-Status") == "mod_hello; fwd=miss"
+    # Neither are writes: a PUT carries no Cache-Status.
+    assert c.put_date(f"/hello/{user}", "1991-07-08").header("Cache-Status") is None
+
+    assert metric(server, "hello_cache_hits_total") == 2
+    assert metric(server, "hello_cache_misses_total") == 4
+    assert metric(server, "hello_cache_stale_served_total") == 0
+    assert metric(server, "hello_cache_store_errors_total") == 0
+
+
+def test_entries_expire_after_max_age(make_httpd, tmp_path, db, names):
+    server = cached_httpd(make_httpd, tmp_path, db, max_age=1, stale=30)
+    c = server.client()
+    user = names.new()
+    assert c.put_date(f"/hello/{user}", "1980-01-02").status == 204
+    assert c.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; fwd=miss; stored"
+    assert c.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit"
+    # A change behind the module's back heals within HelloCacheMaxAge.
+    db.sql(f"UPDATE hello_users SET date_of_birth = '1980-05-06' WHERE username = '{user}'")
+    time.sleep(1.2)
+    r = c.get(f"/hello/{user}")
+    assert r.header("Cache-Status") == "mod_hello; fwd=stale; stored"
+    assert r.message == ht.expected_message(user, datetime.date(1980, 5, 6), ht.utc_today())
+
+
+def test_delete_removes_the_entry_before_answering(make_httpd, tmp_path, own_db, names):
+    own_db.sql((ht.REPO / "sql" / "grants-delete.sql").read_text())
+    server = cached_httpd(make_httpd, tmp_path, own_db,
+                          locations={"/hello": "HelloAllowDelete On"})
+    c = server.client()
+    user = names.new()
+    assert c.put_date(f"/hello/{user}", "1975-11-12").status == 204
+    c.get(f"/hello/{user}")
+    assert c.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit"
+    assert c.request("DELETE", f"/hello/{user}").status == 204
+    r = c.get(f"/hello/{user}")
+    assert r.status == 404 and r.header("Cache-Status") == "mod_hello; fwd=miss"
+
+
+def test_two_databases_never_share_entries(make_httpd, tmp_path, db, own_db, names):
+    """Two name-based virtual hosts, each with its own database: the same
+    username has its own entry in each, in one shared cache."""
+    server = cached_httpd(make_httpd, tmp_path, db, start=False)
+    for name, database in (("tenant-a.example", db), ("tenant-b.example", own_db)):
+        server.extra += (f"\n<VirtualHost *:{server.port}>\n ServerName {name}\n"
+                         f" DBDriver mysql\n DBDParams \"{database.dbd_params()}\"\n"
+                         f" DBDMin 0\n DBDKeep 2\n DBDMax 10\n"
+                         f" <Location /hello>\n  SetHandler hello\n </Location>\n"
+                         f"</VirtualHost>\n")
+    server.start()
+    c = server.client()
+    user = names.new()
+    dates = {"tenant-a.example": "1960-02-03", "tenant-b.example": "1999-09-10"}
+    for host, dob in dates.items():
+        r = c.put_date(f"/hello/{user}", dob, headers={"Host": host})
+        assert r.status == 204, r
+    for _ in range(2):
+        for host, dob in dates.items():
+            r = c.get(f"/hello/{user}", headers={"Host": host})
+            assert r.message == ht.expected_message(
+                user, datetime.date.fromisoformat(dob), ht.utc_today()), (host, r)
+    assert c.get(f"/hello/{user}", headers={"Host": "tenant-b.example"}).header(
+        "Cache-Status") == "mod_hello; hit"
+    assert db.date_of_birth(user) == "1960-02-03"
+    assert own_db.date_of_birth(user) == "1999-09-10"
+
+
+def test_reads_through_an_outage(make_httpd, tmp_path, own_db, names):
+    """While the database is down, a user whose entry is younger than
+    HelloCacheStaleIfError is answered from it, marked stale; unknown users
+    and writes get 503; everything recovers without a restart."""
+    server = cached_httpd(make_httpd, tmp_path, own_db, max_age=1, stale=30,
+                          extra=METRICS_LOCATION)
+    c = server.client()
+    known, fresh, unknown = names.new(), names.new(), names.new()
+    assert c.put_date(f"/hello/{known}", "1970-04-05").status == 204
+    assert c.get(f"/hello/{known}").status == 200
+    time.sleep(1.2)  # the entry is now older than HelloCacheMaxAge
+    own_db.stop()
+    try:
+        for _ in range(3):
+            r = c.get(f"/hello/{known}")
+            assert r.status == 200, r
+            assert r.header("Cache-Status") == "mod_hello; hit; detail=stale"
+            assert int(r.header("Age")) >= 1
+            assert r.message == ht.expected_message(known, datetime.date(1970, 4, 5),
+                                                    ht.utc_today())
+        r = c.get(f"/hello/{unknown}")
+        assert r.status == 503 and r.header("Retry-After")
+        r = c.put_date(f"/hello/{fresh}", "1980-01-01")
+        assert r.status == 503 and r.header("Retry-After")
+        # A write that fails leaves the entry as it was: still served.
+        r = c.put_date(f"/hello/{known}", "1981-01-01")
+        assert r.status == 503
+        assert c.get(f"/hello/{known}").status == 200
+        assert metric(server, "hello_cache_stale_served_total") == 4
+    finally:
+        own_db.start()
+    ht.wait_until(lambda: c.get(f"/hello/{unknown}", check=False).status == 404, 30,
+                  interval=0.5, what="recovery")
+    assert c.put_date(f"/hello/{known}", "1982-02-02").status == 204
+    r = c.get(f"/hello/{known}")
+    assert r.status == 200 and r.header("Cache-Status") == "mod_hello; fwd=miss; stored"
+    assert r.message == ht.expected_message(known, datetime.date(1982, 2, 2), ht.utc_today())
+    assert own_db.date_of_birth(known) == "1982-02-02"
+
+
+def test_no_stale_entry_after_concurrent_gets_and_puts(make_httpd, tmp_path, db, names):
+    """Many threads hammer a few users with GETs and PUTs. Every GET must
+    answer a date that was current at some moment during the GET: never one
+    that an acknowledged PUT had replaced before the GET started. At the end
+    every entry equals the database's row."""
+    server = cached_httpd(make_httpd, tmp_path, db)
+    users = [names.new() for _ in range(3)]
+    base = datetime.date(1990, 1, 1)  # 1990 is not a leap year: 365 distinct birthdays
+    today = ht.utc_today()
+    msg_to_k = {u: {ht.expected_message(u, base + datetime.timedelta(days=k), today): k
+                    for k in range(365)} for u in users}
+    puts = {u: [] for u in users}   # (start, end, k)
+    gets = {u: [] for u in users}   # (start, end, k)
+    counters = {u: 1 for u in users}
+    lock = threading.Lock()
+    errors = []
+    stop = time.monotonic() + 8
+
+    c0 = server.client()
+    for u in users:
+        assert c0.put_date(f"/hello/{u}", base.isoformat()).status == 204
+        puts[u].append((0.0, time.monotonic(), 0))
+
+    def writer(i):
+        c = server.client()
+        while time.monotonic() < stop:
+            u = users[i % len(users)]
+            with lock:
+                k = counters[u]
+                counters[u] += 1
+            if k >= 365:
+                return
+            start = time.monotonic()
+            r = c.put_date(f"/hello/{u}", (base + datetime.timedelta(days=k)).isoformat())
+            end = time.monotonic()
+            if r.status != 204:
+                errors.append(r)
+            with lock:
+                puts[u].append((start, end, k))
+            i += 1
+
+    def reader(i):
+        c = server.client()
+        while time.monotonic() < stop:
+            u = users[i % len(users)]
+            start = time.monotonic()
+            r = c.get(f"/hello/{u}")
+            end = time.monotonic()
+            if r.status != 200:
+                errors.append(r)
+                continue
+            with lock:
+                gets[u].append((start, end, msg_to_k[u][r.message]))
+            i += 1
+
+    threads = ([threading.Thread(target=writer, args=(i,)) for i in range(3)] +
+               [threading.Thread(target=reader, args=(i,)) for i in range(9)])
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+
+    checked = 0
+    for u in users:
+        by_k = {k: (s, e) for s, e, k in puts[u]}
+        for g_start, g_end, k in gets[u]:
+            p_start, p_end = by_k[k]
+            assert p_start < g_end, f"{u}: a GET answered a date not yet sent"
+            # Superseded: another PUT started after this one was acknowledged
+            # and was itself acknowledged before the GET started.
+            later = [k2 for s2, e2, k2 in puts[u] if s2 > p_end and e2 < g_start]
+            assert not later, (f"{u}: a GET at {g_start:.4f} answered k={k} (acknowledged "
+                               f"{p_end:.4f}), replaced by k={later[0]} before the GET began")
+            checked += 1
+        # Every entry equals the row: a GET now answers the row's date, from the cache.
+        row = db.date_of_birth(u)
+        c = server.client()
+        c.get(f"/hello/{u}")
+        r = c.get(f"/hello/{u}")
+        assert r.header("Cache-Status") == "mod_hello; hit"
+        assert r.message == ht.expected_message(u, datetime.date.fromisoformat(row), today)
+    assert checked > 300, f"only {checked} GETs ran"
+    assert sum(len(p) for p in puts.values()) > 100
+
+
+@pytest.mark.parametrize("directive, complaint", [
+    ("HelloCache nosuch:x", "unknown cache provider 'nosuch'; load its module"),
+    ("HelloCache \"shmcb:/tmp/x(notanumber)\"", "HelloCache shmcb:/tmp/x(notanumber):"),
+    ("HelloCacheMaxAge 0", "HelloCacheMaxAge: '0' is not a whole number from 1 to 86400"),
+    ("HelloCacheStaleIfError -1", "HelloCacheStaleIfError: '-1' is not a whole number"),
+    ("HelloCacheNamespace a/b", "HelloCacheNamespace: 1 to 128 letters"),
+])
+def test_bad_cache_directives_fail_the_config_check(make_httpd, directive, complaint):
+    server = make_httpd(start=False, extra=SHMCB + "\n" + directive)
+    rc, output = server.check_config()
+    assert rc != 0 and complaint in output, output
+
+
+def test_a_full_cache_evicts_and_never_fails(make_httpd, tmp_path, own_db):
+    """shmcb of 256 KiB and more users than it holds: every GET answers 200,
+    the oldest entries make room, and the number that stay gives the bytes
+    each cached user takes (printed; docs/performance.md quotes it)."""
+    size = 262144
+    users = [f"fill{ht.Names(7).new(length=8)}{i:05d}".translate(
+        str.maketrans("0123456789", "abcdefghij")) for i in range(5000)]
+    for i in range(0, len(users), 500):
+        values = ",".join(f"('{u}','1990-01-01')" for u in users[i:i + 500])
+        own_db.sql(f"INSERT INTO hello_users (username, date_of_birth) VALUES {values}")
+    root = tmp_path / "cache"
+    root.mkdir()
+    server = make_httpd(db=own_db, extra=(
+        f"{SHMCB}\nHelloCache \"shmcb:{root}/hello-cache({size})\"\n{METRICS_LOCATION}"))
+    c = server.client()
+    for u in users:
+        r = c.get(f"/hello/{u}")
+        assert r.status == 200 and r.header("Cache-Status").startswith("mod_hello; fwd=miss"), r
+    # With the database stopped, a GET stores nothing: the 200s are the
+    # users still cached, the 503s those evicted.
+    own_db.stop()
+    hits = 0
+    for u in users:
+        r = c.get(f"/hello/{u}")
+        assert r.status in (200, 503), r
+        hits += r.status == 200
+    own_db.start()
+    assert 0 < hits < len(users), hits
+    assert metric(server, "hello_cache_store_errors_total") == 0
+    print(f"\nshmcb({size}) kept {hits} of {len(users)} users: "
+          f"{size / hits:.0f} bytes per cached user")
