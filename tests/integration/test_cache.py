@@ -304,3 +304,24 @@ def test_a_full_cache_evicts_and_never_fails(make_httpd, tmp_path, own_db):
     assert metric(server, "hello_cache_store_errors_total") == 0
     print(f"\nshmcb({size}) kept {hits} of {len(users)} users: "
           f"{size / hits:.0f} bytes per cached user")
+
+
+def test_graceful_restart_keeps_read_your_writes(make_httpd, tmp_path, db, names):
+    """After `apachectl graceful` the new generation has a new shmcb cache;
+    it stores entries again once the old children are gone, and a write
+    before the restart is what a GET after it reads."""
+    server = cached_httpd(make_httpd, tmp_path, db)
+    c = server.client()
+    user = names.new()
+    assert c.put_date(f"/hello/{user}", "1966-06-06").status == 204
+    c.get(f"/hello/{user}")
+    assert c.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit"
+    server.restart("graceful")
+    assert c.put_date(f"/hello/{user}", "1967-07-07").status == 204
+
+    def cached_again():
+        c.get(f"/hello/{user}")
+        return c.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit"
+    ht.wait_until(cached_again, 20, interval=0.3, what="the new generation storing entries")
+    r = c.get(f"/hello/{user}")
+    assert r.message == ht.expected_message(user, datetime.date(1967, 7, 7), ht.utc_today())
