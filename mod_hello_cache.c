@@ -26,7 +26,8 @@ struct hello_cache_instance {
     ap_socache_instance_t *inst;
     apr_global_mutex_t *mutex; /* for providers that are not multi-process safe */
     const char *mutex_file;
-    int attached; /* this child has attached the mutex */
+    int attached;  /* this child has attached the mutex */
+    server_rec *s; /* for the provider's log lines */
 };
 
 const char *hello_cache_parse(cmd_parms *cmd, const char *arg, hello_cache_spec **out)
@@ -90,6 +91,7 @@ int hello_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *ma
         if (ci == NULL) {
             ci = apr_pcalloc(pconf, sizeof(*ci));
             ci->spec = conf->cache_spec;
+            ci->s = main_server;
             const char *err = ci->spec->provider->create(&ci->inst, ci->spec->args, ptemp, pconf);
             if (err != NULL) {
                 ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "HelloCache %s: %s", ci->spec->text,
@@ -125,7 +127,7 @@ apr_status_t hello_cache_destroy(void *data)
 {
     hello_cache_instance *ci = data;
 
-    ci->spec->provider->destroy(ci->inst, NULL);
+    ci->spec->provider->destroy(ci->inst, ci->s);
     return APR_SUCCESS;
 }
 
