@@ -64,6 +64,32 @@ const char *hello_cache_parse(cmd_parms *cmd, const char *arg, hello_cache_spec 
     return NULL;
 }
 
+/* Whether the provider keeps its entries in this Apache alone (its children
+ * share them, other servers cannot). */
+static int node_local(const hello_cache_spec *spec)
+{
+    return strcasecmp(spec->name, "shmcb") == 0 || strcasecmp(spec->name, "dbm") == 0;
+}
+
+/* A namespace given by hand says that other servers write to the same
+ * database; with a node-local cache their writes cannot invalidate this
+ * server's entries. Said once per namespace. */
+static void warn_if_node_local(apr_hash_t *warned, server_rec *s, const hello_srv_conf *conf)
+{
+    if (conf->cache_ns == NULL || !node_local(conf->cache_spec) ||
+        apr_hash_get(warned, conf->cache_ns, APR_HASH_KEY_STRING)) {
+        return;
+    }
+    apr_hash_set(warned, conf->cache_ns, APR_HASH_KEY_STRING, conf);
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                 "HelloCacheNamespace %s with HelloCache %s: %s keeps its entries in this "
+                 "Apache only, so a write made through another Apache server to the same "
+                 "database does not invalidate them and this server answers the old date for "
+                 "up to HelloCacheMaxAge; servers that share a database need a cache they share "
+                 "(HelloCache memcache:HOST:PORT, docs/architecture.md)",
+                 conf->cache_ns, conf->cache_spec->text, conf->cache_spec->name);
+}
+
 int hello_cache_pre_config(apr_pool_t *pconf)
 {
     return ap_mutex_register(pconf, HELLO_CACHE_MUTEX, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
@@ -75,7 +101,9 @@ int hello_cache_pre_config(apr_pool_t *pconf)
 int hello_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *main_server)
 {
     apr_hash_t *made = apr_hash_make(ptemp);
+    apr_hash_t *warned = apr_hash_make(ptemp);
     int n = 0;
+    int local = 0;
 
     for (server_rec *s = main_server; s; s = s->next) {
         hello_srv_conf *conf = ap_get_module_config(s->module_config, &hello_module);
@@ -87,8 +115,17 @@ int hello_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *ma
         if (conf->cache_spec == NULL) {
             continue;
         }
+        warn_if_node_local(warned, s, conf);
         ci = apr_hash_get(made, conf->cache_spec->text, APR_HASH_KEY_STRING);
         if (ci == NULL) {
+            /* The provider's namespace: part of every key in a shared cache,
+             * so the same on every server whatever else it configures;
+             * node-local ones name their default files after it, so each
+             * further one gets its own. */
+            const char *tag = node_local(conf->cache_spec) && local++ > 0
+                                  ? apr_psprintf(ptemp, "mod_hello-%d", local)
+                                  : "mod_hello";
+
             ci = apr_pcalloc(pconf, sizeof(*ci));
             ci->spec = conf->cache_spec;
             ci->s = main_server;
@@ -107,8 +144,7 @@ int hello_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *ma
                     return 500;
                 }
             }
-            rv = ci->spec->provider->init(ci->inst, apr_psprintf(ptemp, "mod_hello-%d", n), &hints,
-                                          main_server, pconf);
+            rv = ci->spec->provider->init(ci->inst, tag, &hints, main_server, pconf);
             if (rv != APR_SUCCESS) {
                 ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "HelloCache %s: cannot initialise it",
                              ci->spec->text);

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared by the fleet/ scripts (sourced, not run). A fleet is a 3-node
-# MariaDB Galera cluster, Apache nodes with mod_hello and an Apache front
-# balancer, all on loopback addresses, with its state under
+# MariaDB Galera cluster, Apache nodes with mod_hello sharing one memcached
+# as their read cache (HelloCache memcache:), and an Apache front balancer, all on loopback addresses, with its state under
 # build/fleet/<name>/ in the checkout. See docs/architecture.md.
 #
 # As root the Galera nodes run as the mysql user, which may not be able to
@@ -26,6 +26,9 @@
 #   FLEET_GCOMM_PORT  4567          group communication
 #   FLEET_IST_PORT    4568          incremental state transfer
 #   FLEET_SST_PORT    4444          full state transfer (rsync)
+#   FLEET_CACHE_ADDR  127.0.30.1    the memcached all Apache nodes share
+#   FLEET_CACHE_PORT  11211
+#   FLEET_CACHE_MB    64            its memory (memcached -m)
 #   FLEET_RETRY_AUTOCOMMIT 0        wsrep_retry_autocommit (0: a certification
 #                                   conflict reaches mod_hello, which retries)
 #   FLEET_TIMEOUT     240           seconds any single wait may take
@@ -67,6 +70,9 @@ fleet_settings() {
     FLEET_GCOMM_PORT=${FLEET_GCOMM_PORT:-4567}
     FLEET_IST_PORT=${FLEET_IST_PORT:-4568}
     FLEET_SST_PORT=${FLEET_SST_PORT:-4444}
+    FLEET_CACHE_ADDR=${FLEET_CACHE_ADDR:-127.0.30.1}
+    FLEET_CACHE_PORT=${FLEET_CACHE_PORT:-11211}
+    FLEET_CACHE_MB=${FLEET_CACHE_MB:-64}
     FLEET_RETRY_AUTOCOMMIT=${FLEET_RETRY_AUTOCOMMIT:-0}
     FLEET_TIMEOUT=${FLEET_TIMEOUT:-240}
     FLEET_MODULE=${FLEET_MODULE:-$FLEET_SRC/build/mod_hello.so}
@@ -80,6 +86,7 @@ fleet_settings() {
         esac
     done
     case "$FLEET_FRONT_ADDR" in 127.*) ;; *) fleet_die "FLEET_FRONT_ADDR must be on 127.0.0.0/8" ;; esac
+    case "$FLEET_CACHE_ADDR" in 127.*) ;; *) fleet_die "FLEET_CACHE_ADDR must be on 127.0.0.0/8" ;; esac
 }
 
 fleet_write_env() {
@@ -101,6 +108,9 @@ FLEET_DB_PORT=$FLEET_DB_PORT
 FLEET_GCOMM_PORT=$FLEET_GCOMM_PORT
 FLEET_IST_PORT=$FLEET_IST_PORT
 FLEET_SST_PORT=$FLEET_SST_PORT
+FLEET_CACHE_ADDR=$FLEET_CACHE_ADDR
+FLEET_CACHE_PORT=$FLEET_CACHE_PORT
+FLEET_CACHE_MB=$FLEET_CACHE_MB
 FLEET_RETRY_AUTOCOMMIT=$FLEET_RETRY_AUTOCOMMIT
 FLEET_TIMEOUT=$FLEET_TIMEOUT
 FLEET_MODULE=$FLEET_MODULE
@@ -117,6 +127,7 @@ db_dir() { echo "$FLEET_DB_ROOT/galera$1"; }
 web_addr() { echo "$FLEET_WEB_NET.$1"; }
 web_dir() { echo "$FLEET_DIR/web$1"; }
 front_dir() { echo "$FLEET_DIR/front"; }
+cache_dir() { echo "$FLEET_DIR/cache"; }
 # Apache node N uses Galera node ((N-1) mod 3) + 1: each its own.
 web_db() { echo $(( ($1 - 1) % FLEET_DB_NODES + 1 )); }
 front_url() { echo "http://$FLEET_FRONT_ADDR:$FLEET_PORT"; }
@@ -217,6 +228,24 @@ db_user() { [ "$(id -u)" -ne 0 ] || echo "mysql"; }
 if [ "$(id -u)" -eq 0 ]; then DB_USER_OPT=(--user=mysql); else DB_USER_OPT=(); fi
 db_own() {  # db_own DIR: gives the node's directory to that user
     [ -z "$(db_user)" ] || chown -R "$(db_user):" "$1"
+}
+
+# memcached will not run as root: as root it drops to its package's user.
+cache_user_opt() { [ "$(id -u)" -ne 0 ] || echo "-u memcache"; }
+
+# cache_cmd COMMAND: one memcached text-protocol command, its answer printed
+# up to END (or the one line other commands answer); fails when nothing answers.
+cache_cmd() {
+    (
+        exec 3<>"/dev/tcp/$FLEET_CACHE_ADDR/$FLEET_CACHE_PORT" || exit 1
+        printf '%s\r\n' "$1" >&3
+        while IFS= read -r -t 2 line <&3; do
+            line=${line%$'\r'}
+            printf '%s\n' "$line"
+            case "$line" in END | VERSION* | OK | ERROR* | CLIENT_ERROR* | SERVER_ERROR*) exit 0 ;; esac
+        done
+        exit 1
+    ) 2>/dev/null
 }
 
 apache_user() {

@@ -8,7 +8,7 @@ what=${1:-test}
 
 build="apache2 apache2-dev libaprutil1-dbd-mysql libjansson-dev pkg-config make gcc"
 run="$build mariadb-server mariadb-client"
-test="$run libcmocka-dev python3-pytest python3-requests python3-jsonschema python3-yaml
+test="$run memcached libcmocka-dev python3-pytest python3-requests python3-jsonschema python3-yaml
       cppcheck clang clang-tidy clang-format libclang-rt-14-dev valgrind wrk curl
       galera-4 rsync libaprutil1-dbd-sqlite3"
 bench="$run wrk libapache2-mod-php php-mysql curl valgrind"

@@ -58,6 +58,7 @@ def fleet(request):
         os.environ.get("FLEET_TEST_NAME", "test"), src=src,
         FLEET_DB_NET=os.environ.get("FLEET_TEST_DB_NET", "127.0.11"),
         FLEET_WEB_NET=os.environ.get("FLEET_TEST_WEB_NET", "127.0.21"),
+        FLEET_CACHE_ADDR=os.environ.get("FLEET_TEST_CACHE_ADDR", "127.0.31.1"),
         FLEET_PORT=os.environ.get("FLEET_TEST_PORT", str(ht.free_port())),
         FLEET_SKIP_BUILD="1",
     )

@@ -265,8 +265,8 @@ RETRYABLE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
 class Result:
-    __slots__ = ("t_sent", "t_done", "method", "path", "status", "body", "node", "retried",
-                 "error")
+    __slots__ = ("t_sent", "t_done", "method", "path", "status", "body", "node", "cache",
+                 "retried", "error")
 
     def __init__(self, t_sent, method, path):
         self.t_sent = t_sent
@@ -276,6 +276,7 @@ class Result:
         self.status = None
         self.body = ""
         self.node = None
+        self.cache = None  # the Cache-Status header
         self.retried = False
         self.error = None
 
@@ -318,7 +319,8 @@ class Client:
             data = resp.read()
             if resp.will_close:
                 self.conn.close()
-            return resp.status, data.decode("utf-8", "replace"), resp.getheader("X-Fleet-Node")
+            return (resp.status, data.decode("utf-8", "replace"), resp.getheader("X-Fleet-Node"),
+                    resp.getheader("Cache-Status"))
         except Exception as e:  # noqa: BLE001 - recorded, classified below
             e.reused = reused
             e.bytes_received = self.conn.counter.n if self.conn.counter else 0
@@ -329,7 +331,7 @@ class Client:
         r = Result(time.monotonic(), method, path)
         for attempt in (1, 2):
             try:
-                r.status, r.body, r.node = self._once(method, path, body)
+                r.status, r.body, r.node, r.cache = self._once(method, path, body)
                 break
             except RETRYABLE as e:
                 if attempt == 1 and e.bytes_received == 0:

@@ -38,8 +38,9 @@ def _stats(lat):
 def _ryw(fleet, put_client, get_client, prefix, rounds, rng):
     """PUT on one node, GET at once on another. Half the rounds write a fresh
     user (a stale read is a 404), half rewrite one user with a new date (a
-    stale read is the previous date). Returns (stale reads, failures)."""
-    stale, failures = [], []
+    stale read is the previous date). Returns (stale reads, failures, the
+    GETs)."""
+    stale, failures, gets = [], [], []
     last = None
     for i in range(rounds):
         if i % 2 == 0:
@@ -56,12 +57,13 @@ def _ryw(fleet, put_client, get_client, prefix, rounds, rng):
             failures.append(f"PUT {user}: {p.status} {p.body} {p.error}")
             continue
         g = get_client.get(user)
+        gets.append(g)
         expected = fl.greeting(user, dob)
         if g.status is None or g.status >= 500:
             failures.append(f"GET {user}: {g.status} {g.body} {g.error}")
         elif (g.status, g.body) != (200, expected):
             stale.append(f"{user}: wrote {dob}, read {g.status} {g.body}")
-    return stale, failures
+    return stale, failures, gets
 
 
 def test_read_your_writes_across_nodes(fleet):
@@ -75,15 +77,17 @@ def test_read_your_writes_across_nodes(fleet):
         db2 = fleet.web_db(2)
         t0 = time.monotonic()
         c0 = _causal_reads(fleet, db2)
-        stale, failures = _ryw(fleet, n1, n2, "rywsync", RYW_ROUNDS, rng)
+        stale, failures, ryw_gets = _ryw(fleet, n1, n2, "rywsync", RYW_ROUNDS, rng)
         c1 = _causal_reads(fleet, db2)
-        stale_nosync, failures_nosync = _ryw(fleet, n1, n2_nosync, "rywnosync", RYW_ROUNDS,
-                                             rng)
+        stale_nosync, failures_nosync, ryw_gets_nosync = _ryw(fleet, n1, n2_nosync, "rywnosync",
+                                                              RYW_ROUNDS, rng)
         c2 = _causal_reads(fleet, db2)
         t_ryw = time.monotonic() - t0
 
-        # -- what wsrep_sync_wait costs: GETs of one known user on node 2,
-        #    with and without, interleaved; idle, then while node 1 writes.
+        # -- what the shared cache buys: GETs of one known user on node 2,
+        #    answered from memcached (web2:8080) and from the database
+        #    without the cache and without sync_wait (web2:8081),
+        #    interleaved; idle, then while node 1 writes other users.
         user, dob = "rywlatency", date(1990, 5, 17)
         assert n1.put(user, dob).status == 204
         expected = fl.greeting(user, dob)
@@ -129,15 +133,20 @@ def test_read_your_writes_across_nodes(fleet):
         f"stale reads {len(stale_nosync)}, failures {len(failures_nosync)}",
         f"  ({t_ryw:.1f} s for both; wsrep_causal_reads on galera{db2} grew by {c1 - c0} and "
         f"{c2 - c1}: the sync_wait listener's SELECTs wait for the cluster, the other's do not)",
-        "GET latency on web2 (client-side, keep-alive, one user), with vs without "
-        "wsrep_sync_wait:",
+        f"  web2:{fleet.web_port()}'s GETs after each PUT, Cache-Status: {_outcomes(ryw_gets)} "
+        "(the PUT on web1 invalidated the shared entry, so each one read the database)",
+        "  what wsrep_sync_wait costs a GET just after a write (both read the database): "
+        f"sync_wait=1 {_stats([g.latency for g in ryw_gets])}; "
+        f"sync_wait=0 {_stats([g.latency for g in ryw_gets_nosync])}",
+        "GET latency on web2 (client-side, keep-alive, one known user), answered from the "
+        "shared memcached vs from the database (no cache, no sync_wait):",
     ]
     for phase, (s, n, bad, writes) in phases.items():
         report.append(f"  {phase}{f' ({writes} PUTs meanwhile)' if writes else ''}:")
-        report.append(f"    sync_wait=1: {_stats(s)}")
-        report.append(f"    sync_wait=0: {_stats(n)}")
-        report.append(f"    added: p50 {fl.ms(fl.percentile(s, 50) - fl.percentile(n, 50))}, "
-                      f"mean {fl.ms(sum(s) / len(s) - sum(n) / len(n))}; wrong answers {len(bad)}")
+        report.append(f"    cache:    {_stats(s)}")
+        report.append(f"    database: {_stats(n)}")
+        report.append(f"    saved: p50 {fl.ms(fl.percentile(n, 50) - fl.percentile(s, 50))}, "
+                      f"mean {fl.ms(sum(n) / len(n) - sum(s) / len(s))}; wrong answers {len(bad)}")
     if stale_nosync:
         report.append("  stale without sync_wait, e.g.: " + "; ".join(stale_nosync[:3]))
     print("\n" + "\n".join(report))
@@ -148,8 +157,94 @@ def test_read_your_writes_across_nodes(fleet):
     assert c1 - c0 >= RYW_ROUNDS, f"wsrep_causal_reads grew by {c1 - c0} for {RYW_ROUNDS} GETs"
     assert c2 - c1 < RYW_ROUNDS // 10, f"wsrep_causal_reads grew by {c2 - c1} without sync_wait"
     assert not stale, f"{len(stale)} stale reads with wsrep_sync_wait=1: {stale[:10]}"
+    answered = [g.cache for g in ryw_gets if not (g.cache or "").startswith("mod_hello; fwd=")]
+    assert not answered, f"GETs after a PUT answered from the cache: {answered[:5]}"
+    assert all(g.cache is None for g in ryw_gets_nosync), "the measurement listener has a cache"
     for phase, (_, _, bad, _) in phases.items():
         assert not bad, f"{phase}: wrong answers {bad[:5]}"
+
+
+def test_the_nodes_share_one_cache(fleet):
+    """A date read through one node is answered from the cache by the other;
+    a PUT through either replaces it for both; with memcached killed every
+    request is still answered (from the database, counted as cache errors)
+    and nothing written meanwhile is lost; once memcached is back the nodes
+    use it again, without a restart."""
+    n1, n2 = (fl.Client(fleet.web_addr(n), fleet.web_port()) for n in (1, 2))
+    user = "fleetshared"
+    try:
+        assert n1.put(user, date(1971, 6, 7)).status == 204
+        first = n2.get(user)
+        assert (first.status, first.cache) == (200, "mod_hello; fwd=miss; stored"), \
+            (first.status, first.body, first.cache)
+        again = n1.get(user)
+        assert (again.body, again.cache) == (first.body, "mod_hello; hit"), again.cache
+        assert n2.put(user, date(1972, 8, 9)).status == 204
+        for c in (n1, n2):
+            g = c.get(user)
+            assert g.body == fl.greeting(user, date(1972, 8, 9)), (g.body, g.cache)
+        assert n2.get(user).cache == "mod_hello; hit"
+        errors_before = [_metric(fleet, n, "hello_cache_store_errors_total") for n in (1, 2)]
+
+        fleet.ctl("cache", "kill")
+        try:
+            down = []
+            for i in range(20):
+                dob = date(1980, 1, 1) + timedelta(days=i)
+                p = (n1, n2)[i % 2].put(user, dob)
+                gets = [c.get(user) for c in (n1, n2)]
+                down.append((p, gets))
+                assert p.status == 204, (p.status, p.body)
+                for g in gets:
+                    assert (g.status, g.body) == (200, fl.greeting(user, dob)), \
+                        (g.status, g.body, g.cache)
+            errors = [_metric(fleet, n, "hello_cache_store_errors_total") - errors_before[n - 1]
+                      for n in (1, 2)]
+            assert all(e > 0 for e in errors), f"cache errors counted per node: {errors}"
+            hits_while_down = [g.cache for _, gs in down for g in gs if "hit" in (g.cache or "")]
+            assert not hits_while_down, hits_while_down
+        finally:
+            fleet.ctl("cache", "start")
+        last = date(1980, 1, 20)
+        assert fleet.sql(1, "SELECT DATE_FORMAT(date_of_birth, '%Y-%m-%d') FROM hello_users "
+                            f"WHERE username = '{user}'") == [[last.isoformat()]]
+
+        # apr_memcache tries a server it marked dead again after 5 s.
+        deadline = time.monotonic() + 30
+        while True:
+            n1.get(user)
+            g = n2.get(user)
+            if g.cache == "mod_hello; hit":
+                break
+            assert time.monotonic() < deadline, f"no hit 30 s after memcached came back: {g.cache}"
+            time.sleep(0.5)
+        assert g.body == fl.greeting(user, last)
+        print(f"\nshared cache: read through web2, hit on web1; memcached killed: "
+              f"{len(down)} PUT+GET+GET rounds all answered from the database "
+              f"(cache errors counted {errors}); back: hits again")
+    finally:
+        n1.close()
+        n2.close()
+        fleet.ctl("cache", "start")
+
+
+def _metric(fleet, n, name):
+    c = fl.Client(fleet.web_addr(n), fleet.web_port())
+    try:
+        r = c.request("GET", "/hello-metrics")
+    finally:
+        c.close()
+    m = re.search(rf"^{name} (\d+)$", r.body, re.M)
+    assert m, f"{name} missing from web{n}'s metrics: {r.status} {r.body[:500]}"
+    return int(m.group(1))
+
+
+def _outcomes(results):
+    counts = {}
+    for r in results:
+        key = r.cache.split(";", 1)[1].strip() if r.cache else "none"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _contention(fleet, user, writers_per_node, rounds):
@@ -161,6 +256,8 @@ def _contention(fleet, user, writers_per_node, rounds):
     base = date(1950, 1, 1)
     written = {}            # date -> (node, writer, round)
     results = {w: [] for w in writers}
+    reads = {1: [], 2: []}  # a reader on each node GETs the user all along
+    stop = threading.Event()
     for i, (n, k) in enumerate(writers):
         for rnd in range(rounds):
             written[base + timedelta(days=i * 1000 + rnd)] = (n, k, rnd)
@@ -177,16 +274,28 @@ def _contention(fleet, user, writers_per_node, rounds):
         finally:
             c.close()
 
+    def read(n):
+        c = fl.Client(fleet.web_addr(n), fleet.web_port())
+        try:
+            while not stop.is_set():
+                reads[n].append(c.get(user))
+        finally:
+            c.close()
+
     before = fleet.conflicts()
     logs_before = {n: len(_read(fleet.web_dir(n) / "error.log")) for n in (1, 2)}
     t0 = time.monotonic()
     threads = [threading.Thread(target=run, args=(i, n, k), daemon=True)
                for i, (n, k) in enumerate(writers)]
-    for t in threads:
+    readers = [threading.Thread(target=read, args=(n,), daemon=True) for n in (1, 2)]
+    for t in threads + readers:
         t.start()
     for t in threads:
         t.join(timeout=120)
     elapsed = time.monotonic() - t0
+    stop.set()
+    for t in readers:
+        t.join(timeout=30)
     assert not any(t.is_alive() for t in threads), "a writer hung"
     after = fleet.conflicts()
 
@@ -204,19 +313,31 @@ def _contention(fleet, user, writers_per_node, rounds):
                             f"WHERE username = '{user}'")
         finals[n] = rows[0][0] if rows else None
     final = date.fromisoformat(finals[1]) if finals[1] else None
+    # Each node twice: the first GET may fill the shared entry, the second
+    # must then be answered from it, with the row's date. A child whose
+    # connection to memcached broke (an earlier test restarts it) fails once
+    # and leaves memcached alone for 5 s (apr_memcache): then again.
     gets = {}
-    for n in (1, 2):
-        c = fl.Client(fleet.web_addr(n), fleet.web_port())
-        gets[n] = c.get(user)
-        c.close()
+    deadline = time.monotonic() + 20
+    while True:
+        gets = {}
+        for n in (1, 2, 1, 2):
+            c = fl.Client(fleet.web_addr(n), fleet.web_port())
+            gets.setdefault(n, []).append(c.get(user))
+            c.close()
+        if not any("cache-error" in (g.cache or "") for gs in gets.values() for g in gs) or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(1)
     new_log = {n: _read(fleet.web_dir(n) / "error.log")[logs_before[n]:] for n in (1, 2)}
     exhausted = {n: len(re.findall(r"upsert failed \(mysql driver, error 1213\)", new_log[n]))
                  for n in (1, 2)}
     lat = [r.latency for r in all_results]
     out = dict(writers=writers, results=all_results, statuses=statuses, cert=cert, bf=bf,
                conflicts=sum(cert.values()) + sum(bf.values()), finals=finals, final=final,
-               written=written, gets=gets, exhausted=exhausted,
+               written=written, gets=gets, exhausted=exhausted, reads=reads,
                bad=[r for r in all_results if r.status != 204])
+    outcomes = _outcomes(reads[1] + reads[2])
     print("\n" + "\n".join([
         f"concurrent writes of one user ({user}): {len(writers)} writers ({writers_per_node} on "
         f"each of web1, web2), {rounds} rounds, all writers released together each round:",
@@ -229,6 +350,9 @@ def _contention(fleet, user, writers_per_node, rounds):
         f"  PUT latency: {_stats(lat)}, max {fl.ms(max(lat))}",
         f"  final date on each Galera node: {finals}, written by {written.get(final)} "
         "(node, writer, round)",
+        f"  meanwhile a reader on each node: {len(reads[1])} + {len(reads[2])} GETs, "
+        f"Cache-Status {outcomes}; after the writes, GET web1, web2, web1, web2: " +
+        ", ".join(f"web{n} {g.cache}" for n in (1, 2) for g in gets[n]),
     ]))
     return out
 
@@ -240,8 +364,20 @@ def _check_contention(fleet, user, out):
     assert len(set(finals.values())) == 1, f"the nodes disagree: {finals}"
     assert final in out["written"], f"the final date {final} was never written"
     expected = fl.greeting(user, final)
-    for n, g in out["gets"].items():
-        assert (g.status, g.body) == (200, expected), f"web{n}: {g.status} {g.body}"
+    for n, gs in out["gets"].items():
+        for g in gs:
+            assert (g.status, g.body) == (200, expected), f"web{n}: {g.status} {g.body}"
+    # The shared cache converged on the row: after one fill, the nodes'
+    # GETs are hits carrying the final date.
+    assert out["gets"][2][-1].cache == "mod_hello; hit", out["gets"]
+    assert out["gets"][1][-1].cache == "mod_hello; hit", out["gets"]
+    greetings = {fl.greeting(user, d) for d in out["written"]}
+    for n, rs in out["reads"].items():
+        assert rs, f"the reader on web{n} made no GET"
+        wrong = [r for r in rs
+                 if not (r.status == 404 or (r.status == 200 and r.body in greetings))]
+        assert not wrong, f"web{n}: {len(wrong)} GETs answered neither 404 nor a written " \
+            f"date: {[(r.status, r.body, r.error) for r in wrong[:5]]}"
 
 
 def test_concurrent_writes_of_one_user(fleet):
