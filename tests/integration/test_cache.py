@@ -174,6 +174,136 @@ def test_reads_through_an_outage(make_httpd, tmp_path, own_db, names):
     assert own_db.date_of_birth(known) == "1982-02-02"
 
 
+def test_outage_under_load(make_httpd, tmp_path, own_db, names):
+    """MariaDB stops while clients keep reading and writing: known users keep
+    getting 200 (from the cache, stale once older than HelloCacheMaxAge),
+    unknown users and PUTs get 503 with Retry-After, and once MariaDB is
+    back everything answers as before without a restart, every acknowledged
+    PUT in the database."""
+    server = cached_httpd(make_httpd, tmp_path, own_db, max_age=1, stale=60,
+                          extra=METRICS_LOCATION)
+    c0 = server.client()
+    today = ht.utc_today()
+    known = {names.new(): datetime.date(1960, 1, 1) + datetime.timedelta(days=i)
+             for i in range(20)}
+    for user, dob in known.items():
+        assert c0.put_date(f"/hello/{user}", dob.isoformat()).status == 204
+        assert c0.get(f"/hello/{user}").status == 200
+    writers_users = [[names.new() for _ in range(5)] for _ in range(2)]
+    acked = {}          # user -> the date of its last 204
+    log = []            # (start, kind, status, retry_after, cache_status, detail)
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def record(start, kind, r, detail=""):
+        with lock:
+            log.append((start, kind, r.status, r.header("Retry-After"), r.header("Cache-Status"),
+                        detail))
+
+    def read_known(i):
+        c = server.client()
+        users = sorted(known)
+        while not done.is_set():
+            u = users[i % len(users)]
+            i += 3
+            start = time.monotonic()
+            r = c.get(f"/hello/{u}", check=False)
+            ok = r.status == 200 and r.message == ht.expected_message(u, known[u], today)
+            record(start, "known", r, "" if ok or r.status != 200 else f"wrong: {r.body!r}")
+
+    def read_unknown():
+        c = server.client()
+        while not done.is_set():
+            start = time.monotonic()
+            record(start, "unknown", c.get(f"/hello/{names.new()}", check=False))
+            time.sleep(0.01)
+
+    def write(users):
+        c = server.client()
+        k = 0
+        while not done.is_set():
+            u = users[k % len(users)]
+            dob = datetime.date(1980, 1, 1) + datetime.timedelta(days=k)
+            k += 1
+            start = time.monotonic()
+            r = c.put_date(f"/hello/{u}", dob.isoformat(), check=False)
+            if r.status == 204:
+                with lock:
+                    acked[u] = dob
+            record(start, "put", r)
+            time.sleep(0.01)
+
+    threads = ([threading.Thread(target=read_known, args=(i,)) for i in range(3)] +
+               [threading.Thread(target=read_unknown)] +
+               [threading.Thread(target=write, args=(us,)) for us in writers_users])
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.5)
+        t_stop = time.monotonic()
+        own_db.stop()
+        t_stopped = time.monotonic()
+        time.sleep(3)   # every entry is now older than HelloCacheMaxAge
+        t_start = time.monotonic()
+        own_db.start()
+        ht.wait_until(lambda: c0.get(f"/hello/{names.new()}", check=False).status == 404, 30,
+                      interval=0.2, what="recovery")
+        t_back = time.monotonic()
+        time.sleep(2)
+    finally:
+        done.set()
+        for t in threads:
+            t.join(timeout=30)
+
+    def phase(start):
+        if start < t_stop:
+            return "before"
+        if start < t_stopped:
+            return "stopping"
+        if start < t_start:
+            return "down"
+        if start < t_back + 1:
+            return "starting"
+        return "after"
+
+    table = {}
+    bad = []
+    stale = 0
+    for start, kind, status, retry_after, cache_status, detail in log:
+        ph = phase(start)
+        if kind == "known" and ph == "down":
+            stale += cache_status == "mod_hello; hit; detail=stale"
+            if not (cache_status or "").startswith("mod_hello; hit"):
+                bad.append((ph, kind, status, f"answered with Cache-Status {cache_status}"))
+        table.setdefault((ph, kind), {}).setdefault(status, 0)
+        table[(ph, kind)][status] += 1
+        if detail:
+            bad.append((ph, kind, status, detail))
+        if status == 503 and not retry_after:
+            bad.append((ph, kind, status, "503 without Retry-After"))
+        allowed = {
+            "known": {200},
+            "unknown": {404} if ph in ("before", "after") else
+                       {503} if ph == "down" else {404, 503},
+            "put": {204} if ph in ("before", "after") else
+                   {503} if ph == "down" else {204, 503},
+        }[kind]
+        if status not in allowed:
+            bad.append((ph, kind, status, f"expected {sorted(allowed)}"))
+    print("\noutage under load (phase, kind: statuses): " + "; ".join(
+        f"{ph} {kind}: {dict(sorted(st.items()))}" for (ph, kind), st in sorted(table.items())) +
+          f"; stale answers while down: {stale}")
+    assert not bad, bad[:10]
+    for ph in ("before", "down", "after"):
+        for kind in ("known", "unknown", "put"):
+            assert table.get((ph, kind)), f"no {kind} request ran while {ph}"
+    assert stale > 0, "no stale answer while the database was down"
+    assert metric(server, "hello_cache_stale_served_total") >= stale
+    for u, dob in acked.items():
+        assert own_db.date_of_birth(u) == dob.isoformat(), f"{u}: acknowledged {dob} lost"
+    assert len(acked) == 10
+
+
 def test_no_stale_entry_after_concurrent_gets_and_puts(make_httpd, tmp_path, db, names):
     """Many threads hammer a few users with GETs and PUTs. Every GET must
     answer a date that was current at some moment during the GET: never one
@@ -271,6 +401,25 @@ def test_bad_cache_directives_fail_the_config_check(make_httpd, directive, compl
     server = make_httpd(start=False, extra=SHMCB + "\n" + directive)
     rc, output = server.check_config()
     assert rc != 0 and complaint in output, output
+
+
+def test_a_node_local_cache_with_a_shared_namespace_warns(make_httpd, tmp_path, db):
+    """A HelloCacheNamespace given by hand says that other servers use the
+    same database: with shmcb, which they cannot share, the startup says so,
+    once per namespace; without the directive it says nothing."""
+    warning = "HelloCacheNamespace shared-db with HelloCache"
+    vhosts = "".join(
+        f"<VirtualHost *:{{port}}>\n ServerName v{i}.example\n</VirtualHost>\n" for i in (1, 2))
+    server = cached_httpd(make_httpd, tmp_path, db, start=False,
+                          extra="HelloCacheNamespace shared-db\n")
+    server.extra += vhosts.format(port=server.port)
+    server.start()
+    log = server.error_log_text()
+    assert log.count(warning) == 1, log
+    assert "keeps its entries in this Apache only" in log and "memcache:" in log
+    (tmp_path / "plain").mkdir()
+    plain = cached_httpd(make_httpd, tmp_path / "plain", db)
+    assert "HelloCacheNamespace" not in plain.error_log_text()
 
 
 def test_a_full_cache_evicts_and_never_fails(make_httpd, tmp_path, own_db):
