@@ -6,6 +6,8 @@
 
 #include <apr_global_mutex.h>
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
 
 #include "httpd.h"
 #include "http_config.h"
@@ -21,6 +23,16 @@ APLOG_USE_MODULE(hello);
 
 #define HELLO_CACHE_MUTEX "hello-cache"
 
+/* Neither mod_socache_memcache nor mod_socache_redis (on apr-util 1.6)
+ * bounds a read from a server that accepts connections and never answers
+ * (a stopped memcached): such a call waits until the server answers. So at
+ * most this many calls per child wait on the cache at once; a read finding
+ * them all taken goes to the database without the cache, and a write's
+ * invalidation waits for one at most HELLO_CACHE_WRITE_WAIT, and not at all
+ * for a second after such a wait was in vain. */
+#define HELLO_CACHE_CALLS      8
+#define HELLO_CACHE_WRITE_WAIT apr_time_from_msec(500)
+
 struct hello_cache_instance {
     const hello_cache_spec *spec;
     ap_socache_instance_t *inst;
@@ -28,6 +40,11 @@ struct hello_cache_instance {
     const char *mutex_file;
     int attached;  /* this child has attached the mutex */
     server_rec *s; /* for the provider's log lines */
+    /* This child's calls in progress (made in child_init; NULL: no limit). */
+    apr_thread_mutex_t *calls_lock;
+    apr_thread_cond_t *call_done;
+    int calls;
+    apr_time_t waited_in_vain; /* the last time a write found no place */
 };
 
 const char *hello_cache_parse(cmd_parms *cmd, const char *arg, hello_cache_spec **out)
@@ -173,6 +190,12 @@ void hello_cache_child_init(apr_pool_t *pchild, server_rec *main_server)
         hello_srv_conf *conf = ap_get_module_config(s->module_config, &hello_module);
         hello_cache_instance *ci = conf->cache;
 
+        if (ci != NULL && ci->calls_lock == NULL &&
+            (apr_thread_mutex_create(&ci->calls_lock, APR_THREAD_MUTEX_DEFAULT, pchild) !=
+                 APR_SUCCESS ||
+             apr_thread_cond_create(&ci->call_done, pchild) != APR_SUCCESS)) {
+            ci->calls_lock = NULL; /* no limit, as before */
+        }
         if (ci != NULL && ci->mutex != NULL && !ci->attached) {
             apr_status_t rv = apr_global_mutex_child_init(&ci->mutex, ci->mutex_file, pchild);
             if (rv != APR_SUCCESS) {
@@ -195,9 +218,59 @@ typedef struct call {
     server_rec *s;
 } call;
 
-static int lock(const call *c)
+/* Takes one of this child's HELLO_CACHE_CALLS, waiting up to `wait` for
+ * one to come free. 0: none (the caller goes without the cache). */
+static int enter(hello_cache_instance *ci, apr_interval_time_t wait)
 {
-    return c->ci->mutex == NULL || apr_global_mutex_lock(c->ci->mutex) == APR_SUCCESS;
+    apr_time_t start = apr_time_now();
+    apr_time_t deadline = start + wait;
+    int got;
+
+    if (ci->calls_lock == NULL) {
+        return 1;
+    }
+    apr_thread_mutex_lock(ci->calls_lock);
+    if (start - ci->waited_in_vain < apr_time_from_sec(1)) {
+        deadline = start;
+    }
+    while (ci->calls >= HELLO_CACHE_CALLS) {
+        apr_time_t now = apr_time_now();
+        if (now >= deadline) {
+            break;
+        }
+        apr_thread_cond_timedwait(ci->call_done, ci->calls_lock, deadline - now);
+    }
+    got = ci->calls < HELLO_CACHE_CALLS;
+    ci->calls += got;
+    if (!got && wait > 0) {
+        ci->waited_in_vain = apr_time_now();
+    }
+    apr_thread_mutex_unlock(ci->calls_lock);
+    return got;
+}
+
+static void leave(hello_cache_instance *ci)
+{
+    if (ci->calls_lock != NULL) {
+        apr_thread_mutex_lock(ci->calls_lock);
+        ci->calls--;
+        apr_thread_cond_signal(ci->call_done);
+        apr_thread_mutex_unlock(ci->calls_lock);
+    }
+}
+
+/* A call begins: a place among this child's calls, then the provider's
+ * mutex if it needs one. Reads do not wait for a place, writes a little. */
+static int lock(const call *c, apr_interval_time_t wait)
+{
+    if (!enter(c->ci, wait)) {
+        return 0;
+    }
+    if (c->ci->mutex != NULL && apr_global_mutex_lock(c->ci->mutex) != APR_SUCCESS) {
+        leave(c->ci);
+        return 0;
+    }
+    return 1;
 }
 
 static void unlock(const call *c)
@@ -205,6 +278,7 @@ static void unlock(const call *c)
     if (c->ci->mutex != NULL) {
         apr_global_mutex_unlock(c->ci->mutex);
     }
+    leave(c->ci);
 }
 
 static apr_status_t cache_get(void *ctx, apr_pool_t *pool, const char *key, unsigned char *buf,
@@ -213,8 +287,8 @@ static apr_status_t cache_get(void *ctx, apr_pool_t *pool, const char *key, unsi
     const call *c = ctx;
     apr_status_t rv;
 
-    if (!lock(c)) {
-        return APR_EGENERAL;
+    if (!lock(c, 0)) {
+        return APR_EBUSY;
     }
     rv = c->ci->spec->provider->retrieve(c->ci->inst, c->s, (const unsigned char *)key,
                                          (unsigned int)strlen(key), buf, len, pool);
@@ -228,8 +302,8 @@ static apr_status_t cache_set(void *ctx, apr_pool_t *pool, const char *key, apr_
     const call *c = ctx;
     apr_status_t rv;
 
-    if (!lock(c)) {
-        return APR_EGENERAL;
+    if (!lock(c, HELLO_CACHE_WRITE_WAIT)) {
+        return APR_EBUSY;
     }
     rv = c->ci->spec->provider->store(c->ci->inst, c->s, (const unsigned char *)key,
                                       (unsigned int)strlen(key), expiry, (unsigned char *)data, len,
@@ -243,8 +317,8 @@ static apr_status_t cache_remove(void *ctx, apr_pool_t *pool, const char *key)
     const call *c = ctx;
     apr_status_t rv;
 
-    if (!lock(c)) {
-        return APR_EGENERAL;
+    if (!lock(c, HELLO_CACHE_WRITE_WAIT)) {
+        return APR_EBUSY;
     }
     rv = c->ci->spec->provider->remove(c->ci->inst, c->s, (const unsigned char *)key,
                                        (unsigned int)strlen(key), pool);

@@ -474,3 +474,113 @@ def test_graceful_restart_keeps_read_your_writes(make_httpd, tmp_path, db, names
     ht.wait_until(cached_again, 20, interval=0.3, what="the new generation storing entries")
     r = c.get(f"/hello/{user}")
     assert r.message == ht.expected_message(user, datetime.date(1967, 7, 7), ht.utc_today())
+
+
+@pytest.fixture
+def memcached(tmp_path):
+    """A memcached of the test's own on a free loopback port."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    exe = shutil.which("memcached")
+    if exe is None:
+        pytest.fail("memcached is missing: scripts/install-deps.sh test installs it")
+    port = ht.free_port()
+    user = ["-u", "memcache"] if os.geteuid() == 0 else []
+    with open(tmp_path / "memcached.log", "w") as log:
+        proc = subprocess.Popen([exe, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16",
+                                 *user], stdout=log, stderr=subprocess.STDOUT)
+    ht.wait_until(lambda: _memcached_answers(port), 10, what="memcached")
+    proc.port = port
+    yield proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _memcached_answers(port):
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"version\r\n")
+            return s.recv(64).startswith(b"VERSION")
+    except OSError:
+        return False
+
+
+MEMCACHE = f"LoadModule socache_memcache_module {ht.MODULES_DIR}/mod_socache_memcache.so"
+
+
+def test_two_servers_share_memcached_and_survive_it_hanging(make_httpd, db, memcached, names):
+    """Two Apache servers share one database and one memcached (HelloCache
+    memcache:, one HelloCacheNamespace), as fleet nodes do: an entry filled
+    through one is a hit on the other, a write through either invalidates it
+    for both. Then memcached is stopped (SIGSTOP: it accepts connections and
+    never answers, and apr_memcache has no read timeout): requests that
+    were already waiting on it wait, at most 8 per child, and every other
+    request is answered from the database; after SIGCONT all is as before."""
+    import signal
+    conf = (f"{MEMCACHE}\nHelloCache memcache:127.0.0.1:{memcached.port}\n"
+            f"HelloCacheNamespace shared-db\n{METRICS_LOCATION}")
+    a, b = (make_httpd(db=db, extra=conf) for _ in range(2))
+    ca, cb = a.client(), b.client()
+    today = ht.utc_today()
+    user = names.new()
+    assert ca.put_date(f"/hello/{user}", "1966-06-06").status == 204
+    assert cb.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; fwd=miss; stored"
+    assert ca.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit"
+    assert cb.put_date(f"/hello/{user}", "1967-07-07").status == 204
+    r = ca.get(f"/hello/{user}")
+    assert r.message == ht.expected_message(user, datetime.date(1967, 7, 7), today)
+    assert r.header("Cache-Status") == "mod_hello; fwd=miss; stored"
+    known = {names.new(): datetime.date(1950, 1, 1) + datetime.timedelta(days=i)
+             for i in range(10)}
+    for u, dob in known.items():
+        assert ca.put_date(f"/hello/{u}", dob.isoformat()).status == 204
+
+    memcached.send_signal(signal.SIGSTOP)
+    done = threading.Event()
+    answered, wrong = [], []
+    lock = threading.Lock()
+
+    def client(i):
+        c = a.client()
+        c.timeout = 60
+        users = sorted(known)
+        while not done.is_set():
+            u = users[i % len(users)]
+            i += 1
+            if i % 5 == 0:
+                r = c.put_date(f"/hello/{u}", known[u].isoformat())
+                ok = r.status == 204
+            else:
+                r = c.get(f"/hello/{u}")
+                ok = r.status == 200 and r.message == ht.expected_message(u, known[u], today)
+            with lock:
+                (answered if ok else wrong).append((time.monotonic(), r.status, r.body))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(24)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(4)
+        during = len(answered)
+    finally:
+        memcached.send_signal(signal.SIGCONT)
+        done.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a client still waits after SIGCONT"
+    assert not wrong, wrong[:5]
+    # 24 clients, at most 2 children x 8 calls stuck: 8 or more go on.
+    assert during > 200, f"only {during} answers in 4 s with memcached stopped"
+    late = [t for t, _, _ in answered if t - t0 > 1]
+    assert len(late) > 100, "the requests stopped being answered"
+    assert metric(a, "hello_cache_store_errors_total") > 0
+    ht.wait_until(lambda: cb.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit"
+                  and ca.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit",
+                  30, interval=0.5, what="hits again after memcached came back")
+    print(f"\nmemcached stopped for 4 s: {during} requests answered meanwhile by 24 clients")
