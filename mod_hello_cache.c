@@ -25,12 +25,13 @@ APLOG_USE_MODULE(hello);
 
 /* Neither mod_socache_memcache nor mod_socache_redis (on apr-util 1.6)
  * bounds a read from a server that accepts connections and never answers
- * (a stopped memcached): such a call waits until the server answers. So at
- * most this many calls per child wait on the cache at once; a read finding
- * them all taken goes to the database without the cache, and a write's
- * invalidation waits for one at most HELLO_CACHE_WRITE_WAIT, and not at all
- * for a second after such a wait was in vain. */
-#define HELLO_CACHE_CALLS      8
+ * (a stopped memcached): such a call waits until the server answers. So for
+ * a provider that is not node-local, at most a quarter of a child's threads
+ * (at least 2) wait on the cache at once; a read finding them all taken
+ * goes to the database without the cache, and a write's invalidation waits
+ * for a place at most HELLO_CACHE_WRITE_WAIT, and not at all for a second
+ * after such a wait was in vain. shmcb and dbm are memory and files of this
+ * machine: their calls only queue for the provider's mutex, unlimited. */
 #define HELLO_CACHE_WRITE_WAIT apr_time_from_msec(500)
 
 struct hello_cache_instance {
@@ -44,6 +45,7 @@ struct hello_cache_instance {
     apr_thread_mutex_t *calls_lock;
     apr_thread_cond_t *call_done;
     int calls;
+    int max_calls;
     apr_time_t waited_in_vain; /* the last time a write found no place */
 };
 
@@ -184,17 +186,27 @@ apr_status_t hello_cache_destroy(void *data)
     return APR_SUCCESS;
 }
 
+/* This child's limit on calls waiting on ci at once (see above). */
+static void limit_calls(hello_cache_instance *ci, apr_pool_t *pchild)
+{
+    int threads = 1;
+
+    ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+    ci->max_calls = threads / 4 > 2 ? threads / 4 : 2;
+    if (apr_thread_mutex_create(&ci->calls_lock, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS ||
+        apr_thread_cond_create(&ci->call_done, pchild) != APR_SUCCESS) {
+        ci->calls_lock = NULL; /* no limit */
+    }
+}
+
 void hello_cache_child_init(apr_pool_t *pchild, server_rec *main_server)
 {
     for (server_rec *s = main_server; s; s = s->next) {
         hello_srv_conf *conf = ap_get_module_config(s->module_config, &hello_module);
         hello_cache_instance *ci = conf->cache;
 
-        if (ci != NULL && ci->calls_lock == NULL &&
-            (apr_thread_mutex_create(&ci->calls_lock, APR_THREAD_MUTEX_DEFAULT, pchild) !=
-                 APR_SUCCESS ||
-             apr_thread_cond_create(&ci->call_done, pchild) != APR_SUCCESS)) {
-            ci->calls_lock = NULL; /* no limit, as before */
+        if (ci != NULL && !node_local(ci->spec) && ci->calls_lock == NULL) {
+            limit_calls(ci, pchild);
         }
         if (ci != NULL && ci->mutex != NULL && !ci->attached) {
             apr_status_t rv = apr_global_mutex_child_init(&ci->mutex, ci->mutex_file, pchild);
@@ -218,7 +230,7 @@ typedef struct call {
     server_rec *s;
 } call;
 
-/* Takes one of this child's HELLO_CACHE_CALLS, waiting up to `wait` for
+/* Takes one of this child's places for cache calls, waiting up to `wait` for
  * one to come free. 0: none (the caller goes without the cache). */
 static int enter(hello_cache_instance *ci, apr_interval_time_t wait)
 {
@@ -233,14 +245,14 @@ static int enter(hello_cache_instance *ci, apr_interval_time_t wait)
     if (start - ci->waited_in_vain < apr_time_from_sec(1)) {
         deadline = start;
     }
-    while (ci->calls >= HELLO_CACHE_CALLS) {
+    while (ci->calls >= ci->max_calls) {
         apr_time_t now = apr_time_now();
         if (now >= deadline) {
             break;
         }
         apr_thread_cond_timedwait(ci->call_done, ci->calls_lock, deadline - now);
     }
-    got = ci->calls < HELLO_CACHE_CALLS;
+    got = ci->calls < ci->max_calls;
     ci->calls += got;
     if (!got && wait > 0) {
         ci->waited_in_vain = apr_time_now();
