@@ -18,7 +18,7 @@ Settings (environment):
   BENCH_DURATION=10      seconds per wrk run
   BENCH_REPEAT=3         repetitions of each run (the tables show medians)
   BENCH_CONNECTIONS="32 128"
-  BENCH_SCENARIOS="static get put mix"
+  BENCH_SCENARIOS="static get put mix get-cached mix-cached" (get-cold runs with the cached ones)
   BENCH_SERVERS="hello php"
   BENCH_THREADS=2        wrk threads
   BENCH_WARMUP=5         seconds of warm-up per server before measuring
