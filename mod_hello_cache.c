@@ -228,6 +228,7 @@ void hello_cache_child_init(apr_pool_t *pchild, server_rec *main_server)
 typedef struct call {
     hello_cache_instance *ci;
     server_rec *s;
+    int held; /* a write reserved a place: its calls use it */
 } call;
 
 /* Takes one of this child's places for cache calls, waiting up to `wait` for
@@ -275,11 +276,13 @@ static void leave(hello_cache_instance *ci)
  * mutex if it needs one. Reads do not wait for a place, writes a little. */
 static int lock(const call *c, apr_interval_time_t wait)
 {
-    if (!enter(c->ci, wait)) {
+    if (!c->held && !enter(c->ci, wait)) {
         return 0;
     }
     if (c->ci->mutex != NULL && apr_global_mutex_lock(c->ci->mutex) != APR_SUCCESS) {
-        leave(c->ci);
+        if (!c->held) {
+            leave(c->ci);
+        }
         return 0;
     }
     return 1;
@@ -290,7 +293,27 @@ static void unlock(const call *c)
     if (c->ci->mutex != NULL) {
         apr_global_mutex_unlock(c->ci->mutex);
     }
-    leave(c->ci);
+    if (!c->held) {
+        leave(c->ci);
+    }
+}
+
+static int cache_reserve(void *ctx)
+{
+    call *c = ctx;
+
+    c->held = enter(c->ci, HELLO_CACHE_WRITE_WAIT);
+    return c->held;
+}
+
+static void cache_release(void *ctx)
+{
+    call *c = ctx;
+
+    if (c->held) {
+        c->held = 0;
+        leave(c->ci);
+    }
 }
 
 static apr_status_t cache_get(void *ctx, apr_pool_t *pool, const char *key, unsigned char *buf,
@@ -382,10 +405,13 @@ int hello_cache_store_init(request_rec *r, hello_cached_store *cs, hello_cache_p
     c = apr_palloc(r->pool, sizeof(*c));
     c->ci = conf->cache;
     c->s = r->server;
+    c->held = 0;
     provider->ctx = c;
     provider->get = cache_get;
     provider->set = cache_set;
     provider->remove = cache_remove;
+    provider->reserve = cache_reserve;
+    provider->release = cache_release;
     cs->inner = inner;
     cs->cache = provider;
     /* A virtual host without a directive of its own may share the main

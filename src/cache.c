@@ -232,15 +232,41 @@ static void invalidate(hello_cached_store *c, apr_pool_t *pool, const char *user
     }
 }
 
+/* A write goes to the database only once the cache has a place for its
+ * invalidation: a write acknowledged without it could be read stale from the
+ * cache later, on every server that shares it. */
+static int reserve(hello_cached_store *c, const char **err)
+{
+    if (c->cache->reserve == NULL || c->cache->reserve(c->cache->ctx)) {
+        return 1;
+    }
+    cache_failed(c);
+    *err = "the cache is not answering (every place for its calls is taken): the write was "
+           "not made, so that it cannot be read stale once the cache answers again";
+    return 0;
+}
+
+static void release(hello_cached_store *c)
+{
+    if (c->cache->release != NULL) {
+        c->cache->release(c->cache->ctx);
+    }
+}
+
 static hello_store_status cached_put(void *ctx, apr_pool_t *pool, const char *username,
                                      hello_date dob, const char **err)
 {
     hello_cached_store *c = ctx;
-    hello_store_status st = c->inner->put(c->inner->ctx, pool, username, dob, err);
+    hello_store_status st;
 
+    if (!reserve(c, err)) {
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    st = c->inner->put(c->inner->ctx, pool, username, dob, err);
     if (st == HELLO_STORE_OK) {
         invalidate(c, pool, username);
     }
+    release(c);
     return st;
 }
 
@@ -248,11 +274,16 @@ static hello_store_status cached_del(void *ctx, apr_pool_t *pool, const char *us
                                      const char **err)
 {
     hello_cached_store *c = ctx;
-    hello_store_status st = c->inner->del(c->inner->ctx, pool, username, err);
+    hello_store_status st;
 
+    if (!reserve(c, err)) {
+        return HELLO_STORE_UNAVAILABLE;
+    }
+    st = c->inner->del(c->inner->ctx, pool, username, err);
     if (st != HELLO_STORE_UNAVAILABLE) {
         invalidate(c, pool, username);
     }
+    release(c);
     return st;
 }
 

@@ -34,6 +34,11 @@ typedef struct hello_cache_provider {
     apr_status_t (*set)(void *ctx, apr_pool_t *pool, const char *key, apr_time_t expiry,
                         const unsigned char *data, unsigned int len);
     apr_status_t (*remove)(void *ctx, apr_pool_t *pool, const char *key);
+    /* Optional (NULL: always free). Holds a place for the cache calls of one
+     * write before its database change, so that its invalidation cannot be
+     * refused after the commit; 0 when the cache has none to give. */
+    int (*reserve)(void *ctx);
+    void (*release)(void *ctx);
 } hello_cache_provider;
 
 /* What the last GET through the cache did, for the Cache-Status header. */

@@ -538,8 +538,15 @@ def test_two_servers_share_memcached_and_survive_it_hanging(make_httpd, db, memc
     assert r.header("Cache-Status") == "mod_hello; fwd=miss; stored"
     known = {names.new(): datetime.date(1950, 1, 1) + datetime.timedelta(days=i)
              for i in range(10)}
-    for u, dob in known.items():
+    # Each client also writes a user of its own, cached on both servers
+    # before memcached stops: a PUT acknowledged meanwhile must be what
+    # both read once memcached answers again.
+    own = [names.new() for _ in range(24)]
+    acked = {u: datetime.date(1940, 1, 1) for u in own}
+    for u, dob in list(known.items()) + list(acked.items()):
         assert ca.put_date(f"/hello/{u}", dob.isoformat()).status == 204
+        ca.get(f"/hello/{u}")
+        assert cb.get(f"/hello/{u}").header("Cache-Status") == "mod_hello; hit"
 
     memcached.send_signal(signal.SIGSTOP)
     done = threading.Event()
@@ -550,12 +557,18 @@ def test_two_servers_share_memcached_and_survive_it_hanging(make_httpd, db, memc
         c = a.client()
         c.timeout = 60
         users = sorted(known)
+        mine, k = own[i], 0
         while not done.is_set():
             u = users[i % len(users)]
             i += 1
             if i % 5 == 0:
-                r = c.put_date(f"/hello/{u}", known[u].isoformat())
-                ok = r.status == 204
+                k += 1
+                dob = datetime.date(1941, 1, 1) + datetime.timedelta(days=k)
+                r = c.put_date(f"/hello/{mine}", dob.isoformat(), check=False)
+                ok = r.status == 204 or (r.status == 503 and r.header("Retry-After"))
+                if r.status == 204:
+                    with lock:
+                        acked[mine] = dob
             else:
                 r = c.get(f"/hello/{u}")
                 ok = r.status == 200 and r.message == ht.expected_message(u, known[u], today)
@@ -581,6 +594,12 @@ def test_two_servers_share_memcached_and_survive_it_hanging(make_httpd, db, memc
     late = [t for t, _, _ in answered if t - t0 > 1]
     assert len(late) > 100, "the requests stopped being answered"
     assert metric(a, "hello_cache_store_errors_total") > 0
+    # Nothing acknowledged during the hang is read stale now, from either server.
+    for u, dob in acked.items():
+        for c in (ca, cb):
+            r = c.get(f"/hello/{u}")
+            assert r.message == ht.expected_message(u, dob, today), (u, dob, r.body, r.header(
+                "Cache-Status"))
     ht.wait_until(lambda: cb.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit"
                   and ca.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit",
                   30, interval=0.5, what="hits again after memcached came back")

@@ -158,7 +158,7 @@ static int setup(void **state)
     fake_store_init(&f->fs);
     f->inner = f->fs.iface;
     f->inner.get = hooked_get;
-    f->provider = (hello_cache_provider){ &f->fc, fc_get, fc_set, fc_remove };
+    f->provider = (hello_cache_provider){ &f->fc, fc_get, fc_set, fc_remove, NULL, NULL };
     f->fc.now = apr_time_from_sec(1000000);
     hello_metrics_init(&f->metrics, 1);
     current = f;
@@ -439,6 +439,32 @@ static void test_delete_invalidates(void **state)
     assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_NOT_FOUND);
 }
 
+static int no_place(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+/* A cache with no place for a write's invalidation: the write is not made
+ * (503), the entry stays true to the row. */
+static void test_write_refused_without_a_place(void **state)
+{
+    fixture *f = *state;
+    hello_cached_store cs;
+    hello_date dob;
+
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    f->provider.reserve = no_place;
+    assert_int_equal(put(f, "alice", (hello_date){ 1970, 1, 2 }), HELLO_STORE_UNAVAILABLE);
+    assert_int_equal(f->fs.put_calls, 0);
+    assert_int_equal(f->metrics.cache[HELLO_CACHE_EVENT_ERROR], 1);
+    f->provider.reserve = NULL;
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_int_equal(cs.outcome, HELLO_CACHE_HIT);
+    assert_date(dob, 1990, 6, 20); /* the row was not changed either */
+    assert_int_equal(f->fs.get_calls, 1);
+}
+
 static void test_no_fill(void **state)
 {
     fixture *f = *state;
@@ -470,6 +496,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_entry_is_a_miss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_invalidates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_fill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_refused_without_a_place, setup, teardown),
     };
     return cmocka_run_group_tests(tests, unit_group_setup, unit_group_teardown);
 }
