@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <apr_atomic.h>
+#include <apr_hash.h>
 #include <apr_optional.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
@@ -81,41 +82,111 @@ typedef struct hello_retained {
     apr_shm_t *shm;
 } hello_retained;
 
-/* Set in the parent before the children fork; NULL if it could not be made. */
-static hello_metrics *hello_counters;
+/* Set in the parent before the children fork: server_rec * -> its
+ * counters (virtual hosts without a directive of ours share the main
+ * server's config record, so the map is by server_rec), and the sets in
+ * config order for the metrics page. NULL: serving without metrics. */
+static apr_hash_t *hello_counters;
+static hello_metrics_set *hello_sets;
+static int hello_nsets;
 
-static void setup_metrics(server_rec *s)
+static hello_metrics *counters_of(const server_rec *s)
+{
+    const void *key = s;
+
+    return hello_counters ? apr_hash_get(hello_counters, &key, sizeof(key)) : NULL;
+}
+
+/* The segment for these labels: the retained one if it still has room for
+ * all of them (a graceful restart keeps counting where it was), else a new
+ * one into which the counters of the labels it had are copied. */
+static hello_metrics_segment *metrics_segment(server_rec *s, apr_pool_t *life,
+                                              const char *const *labels, int n,
+                                              hello_metrics_segment **from)
 {
     hello_retained *ret = ap_retained_data_get(HELLO_RETAINED_KEY);
+    hello_metrics_segment *seg;
+    apr_size_t capacity = (apr_size_t)n + (apr_size_t)n / 4 + 8;
+    apr_shm_t *shm;
     apr_status_t rv;
 
+    *from = NULL;
     if (ret == NULL) {
         ret = ap_retained_data_create(HELLO_RETAINED_KEY, sizeof(*ret));
         ret->shm = NULL;
     }
     if (ret->shm != NULL) {
-        hello_metrics *m = apr_shm_baseaddr_get(ret->shm);
-        if (apr_shm_size_get(ret->shm) >= sizeof(*m) && hello_metrics_layout_ok(m)) {
-            hello_counters = m;
-            return;
+        seg = apr_shm_baseaddr_get(ret->shm);
+        if (!hello_metrics_segment_ok(seg, apr_shm_size_get(ret->shm))) {
+            /* Older children may still write to it: leave it to the process pool. */
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                         "mod_hello: this build counts with another metrics layout; "
+                         "starting new counters");
+            ret->shm = NULL;
         }
-        /* Older children may still write to it: leave it to the process pool. */
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
-                     "mod_hello: this build counts with another metrics layout; "
-                     "starting new counters");
-        ret->shm = NULL;
+        else if (hello_metrics_segment_fits(seg, labels, n)) {
+            return seg;
+        }
+        else {
+            *from = seg;
+        }
     }
-    rv = apr_shm_create(&ret->shm, sizeof(hello_metrics), NULL, s->process->pool);
+    rv = apr_shm_create(&shm, hello_metrics_segment_size(capacity), NULL, life);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
                      "mod_hello: cannot create the shared memory for metrics; "
                      "serving without them");
-        ret->shm = NULL;
-        hello_counters = NULL;
+        return NULL;
+    }
+    seg = apr_shm_baseaddr_get(shm);
+    hello_metrics_segment_init(seg, capacity);
+    /* The old segment stays mapped (in this process until it exits, and in
+     * older children that still count into it). */
+    ret->shm = shm;
+    return seg;
+}
+
+/* One set of counters per configured server_rec, labelled by its name. */
+static void setup_metrics(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    hello_metrics_segment *seg, *from;
+    const char **hosts, **labels;
+    apr_uint64_t now = (apr_uint64_t)apr_time_sec(apr_time_now());
+    apr_pool_t *life = s->process->pool; /* the segment outlives pconf */
+    int *ports;
+    int n = 0;
+
+    hello_counters = NULL;
+    for (server_rec *sp = s; sp; sp = sp->next) {
+        n++;
+    }
+    hosts = apr_palloc(ptemp, sizeof(*hosts) * (apr_size_t)n);
+    ports = apr_palloc(ptemp, sizeof(*ports) * (apr_size_t)n);
+    n = 0;
+    for (server_rec *sp = s; sp; sp = sp->next, n++) {
+        hosts[n] = sp->server_hostname;
+        ports[n] = sp->port ? sp->port : sp->addrs ? sp->addrs->host_port : 0;
+    }
+    labels = hello_metrics_labels(ptemp, hosts, ports, n);
+    seg = metrics_segment(s, life, labels, n, &from);
+    if (seg == NULL) {
         return;
     }
-    hello_counters = apr_shm_baseaddr_get(ret->shm);
-    hello_metrics_init(hello_counters, (apr_uint64_t)apr_time_sec(apr_time_now()));
+    hello_sets = apr_palloc(pconf, sizeof(*hello_sets) * (apr_size_t)n);
+    hello_counters = apr_hash_make(pconf);
+    hello_nsets = 0;
+    n = 0;
+    for (server_rec *sp = s; sp; sp = sp->next, n++) {
+        const void **key = apr_palloc(pconf, sizeof(*key));
+        hello_metrics *m = hello_metrics_claim(seg, labels[n], now, from);
+        if (m == NULL) { /* cannot happen: the segment fits every label */
+            continue;
+        }
+        *key = sp;
+        hello_sets[hello_nsets].vhost = apr_pstrdup(pconf, labels[n]);
+        hello_sets[hello_nsets++].m = m;
+        apr_hash_set(hello_counters, key, sizeof(*key), m);
+    }
 }
 
 /* ---- the watchdog for database calls, on mod_watchdog ------------------- */
@@ -201,7 +272,7 @@ static int hello_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    setup_metrics(s);
+    setup_metrics(pconf, ptemp, s);
     setup_watchdog(pconf, s);
     for (server_rec *sp = s; sp; sp = sp->next) {
         collect_locations(sp);
@@ -427,9 +498,11 @@ static hello_method method_of(const request_rec *r)
 
 static void count_request(request_rec *r, int status, apr_time_t start)
 {
-    if (hello_counters) {
+    hello_metrics *m = counters_of(r->server);
+
+    if (m) {
         apr_time_t now = apr_time_now();
-        hello_metrics_request(hello_counters, method_of(r), status,
+        hello_metrics_request(m, method_of(r), status,
                               now > start ? (apr_uint64_t)(now - start) : 0);
     }
 }
@@ -483,7 +556,7 @@ static void request_store(request_rec *r, const hello_dir_conf *conf, hello_dbd_
     dbd->put = &conf->put;
     dbd->del = conf->allow_delete ? &conf->del : NULL;
     dbd->watchdog = hello_wd;
-    dbd->metrics = hello_counters;
+    dbd->metrics = counters_of(r->server);
     dbd->state = sconf->dbd_state;
     hello_dbd_store_init(store, dbd);
 }
@@ -581,7 +654,7 @@ static int hello_handler(request_rec *r)
     req.read_body = read_body;
     req.read_ctx = &reader;
     request_store(r, conf, &dbd, &db);
-    cache_on = hello_cache_store_init(r, &cached, &provider, &db, hello_counters);
+    cache_on = hello_cache_store_init(r, &cached, &provider, &db, counters_of(r->server));
     if (cache_on) {
         hello_cached_store_init(&through_cache, &cached);
         store = &through_cache;
@@ -655,8 +728,8 @@ static int hello_health_handler(request_rec *r)
     request_store(r, conf, &dbd, &store);
     /* No username is empty, so this reads no row, but it runs the statement. */
     st = store.get(store.ctx, r->pool, "", &dob, &err);
-    if (hello_counters) {
-        hello_metrics_health(hello_counters, st != HELLO_STORE_UNAVAILABLE);
+    if (counters_of(r->server) != NULL) {
+        hello_metrics_health(counters_of(r->server), st != HELLO_STORE_UNAVAILABLE);
     }
     if (st == HELLO_STORE_UNAVAILABLE) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_hello: health check failed: %s", err);
@@ -684,7 +757,7 @@ static int hello_metrics_handler(request_rec *r)
         return answer_error(r, HTTP_SERVICE_UNAVAILABLE,
                             "metrics are not available: see the error log at startup");
     }
-    text = hello_metrics_prometheus(r->pool, hello_counters);
+    text = hello_metrics_prometheus(r->pool, hello_sets, hello_nsets);
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
     ap_set_content_length(r, (apr_off_t)strlen(text));
@@ -702,7 +775,7 @@ static int hello_status_hook(request_rec *r, int flags)
     if (hello_counters == NULL) {
         return OK;
     }
-    kv = hello_metrics_keyvalue(r->pool, hello_counters);
+    kv = hello_metrics_keyvalue(r->pool, hello_sets, hello_nsets);
     if (flags & AP_STATUS_SHORT) {
         ap_rputs(kv, r);
     }

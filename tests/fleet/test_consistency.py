@@ -170,9 +170,9 @@ def _metric(fleet, n, name):
         r = c.request("GET", "/hello-metrics")
     finally:
         c.close()
-    m = re.search(rf"^{name} (\d+)$", r.body, re.M)
-    assert m, f"{name} missing from web{n}'s metrics: {r.status} {r.body[:500]}"
-    return int(m.group(1))
+    values = re.findall(rf'^{name}\{{vhost="[^"]*"\}} (\d+)$', r.body, re.M)
+    assert values, f"{name} missing from web{n}'s metrics: {r.status} {r.body[:500]}"
+    return sum(int(v) for v in values)  # over the vhosts
 
 
 def _outcomes(results):

@@ -216,10 +216,26 @@ class Metrics:
             assert (name, pairs) not in self.samples, f"duplicate sample {line!r}"
             self.samples[(name, pairs)] = float(value)
 
+    def series(self, name, **labels):
+        """{labels dict as tuple: value} of the samples of name that carry labels."""
+        want = set(labels.items())
+        return {k[1]: v for k, v in self.samples.items()
+                if k[0] == name and want <= set(k[1])}
+
     def get(self, name, **labels):
-        key = (name, tuple(sorted(labels.items())))
-        assert key in self.samples, f"no sample {key} in:\n{self.text}"
-        return self.samples[key]
+        """The sum over the vhosts (and any label not given), as PromQL's sum()."""
+        found = self.series(name, **labels)
+        assert found, f"no sample {name}{labels} in:\n{self.text}"
+        return sum(found.values())
+
+    def vhosts(self):
+        """The vhost labels, in the order of the text."""
+        out = []
+        for (_, labels) in self.samples:
+            v = dict(labels).get("vhost")
+            if v is not None and v not in out:
+                out.append(v)
+        return out
 
     def requests(self):
         """{(method, class): count} of hello_requests_total."""
@@ -227,20 +243,23 @@ class Metrics:
         for (name, labels), value in self.samples.items():
             if name == "hello_requests_total":
                 d = dict(labels)
-                out[(d["method"], d["code"])] = value
+                key = (d["method"], d["code"])
+                out[key] = out.get(key, 0) + value
         return out
 
     def requests_sum(self):
         return sum(self.requests().values())
 
     def buckets(self):
-        """[(le, cumulative count)] in the order of the text, +Inf last."""
-        out = []
+        """[(le, cumulative count summed over the vhosts)] in the order of
+        the text, +Inf last."""
+        out = {}
         for line in self.text.splitlines():
-            m = re.match(r'^hello_request_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$', line)
+            m = re.match(r'^hello_request_duration_seconds_bucket\{vhost="(?:[^"\\]|\\.)*",'
+                         r'le="([^"]+)"\} (\S+)$', line)
             if m:
-                out.append((m.group(1), float(m.group(2))))
-        return out
+                out[m.group(1)] = out.get(m.group(1), 0) + float(m.group(2))
+        return list(out.items())
 
     def counters(self):
         """Every sample but the creation time: what must not go down."""

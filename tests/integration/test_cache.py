@@ -30,9 +30,9 @@ def cached_httpd(make_httpd, tmp_path, db, locations=None, start=True, **kw):
 
 def metric(server, name):
     text = server.client().get("/hello-metrics", check=False).body.decode()
-    m = re.search(rf"^{name} (\d+)$", text, re.M)
-    assert m, f"{name} missing from the metrics:\n{text[:2000]}"
-    return int(m.group(1))
+    values = re.findall(rf'^{name}\{{vhost="[^"]*"\}} (\d+)$', text, re.M)
+    assert values, f"{name} missing from the metrics:\n{text[:2000]}"
+    return sum(int(v) for v in values)  # over the vhosts
 
 
 METRICS_LOCATION = "<Location /hello-metrics>\n SetHandler hello-metrics\n</Location>\n"

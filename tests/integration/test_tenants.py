@@ -9,7 +9,11 @@ mod_hello settings. What a hosting provider relies on, kept true here:
 - one tenant's database down: that tenant answers 503 with Retry-After and
   its health fails, the other keeps answering 200 and stays healthy; once the
   database is back the tenant recovers without a restart;
-- a graceful restart keeps both tenants serving their own data.
+- a graceful restart keeps both tenants serving their own data;
+- metrics per tenant: every hello_* sample carries vhost="<ServerName>",
+  each tenant's counters count its own requests only, mod_status has a line
+  per vhost, and the counters survive a graceful restart, also one that
+  adds more vhosts than the shared segment has room for.
 
 The read cache's part (two tenants' entries for one username never meet) is
 tests/integration/test_cache.py::test_two_databases_never_share_entries.
@@ -17,14 +21,16 @@ tests/integration/test_cache.py::test_two_databases_never_share_entries.
 import datetime
 
 import hellotest as ht
+import opstest as ops
 
 A, B = "tenant-a.example", "tenant-b.example"
 
 
-def tenants(make_httpd, db, other_db):
+def tenants(make_httpd, db, other_db, extra=""):
     """One Apache, two tenants: A on db (HelloMaxBodySize 64), B on other_db
     (the default 4096). Health under each vhost's own name."""
     server = make_httpd(start=False, db=None, locations={})
+    server.extra += extra
     for name, database, extra in ((A, db, "HelloMaxBodySize 64"), (B, other_db, "")):
         server.extra += (f"\n<VirtualHost *:{server.port}>\n ServerName {name}\n"
                          f" DBDriver mysql\n DBDParams \"{database.dbd_params()}\"\n"
@@ -112,6 +118,75 @@ def test_a_graceful_restart_keeps_both_tenants(make_httpd, db, own_db, names):
         assert c.get("/hello-health", headers={"Host": host}, check=False).status == 200
     assert c.put_date(f"/hello/{user}", "1977-06-07", headers={"Host": B}).status == 204
     assert c.get(f"/hello/{user}", headers={"Host": A}).message == message(user, "1955-02-03")
+
+
+def vhost_block(name, port):
+    return f"\n<VirtualHost *:{port}>\n ServerName {name}\n</VirtualHost>\n"
+
+
+def test_metrics_are_per_tenant_and_survive_graceful(make_httpd, db, own_db, names):
+    metrics_conf = ("<Location /hello-metrics>\n SetHandler hello-metrics\n</Location>\n"
+                    + ops.STATUS_CONF)
+    server = tenants(make_httpd, db, own_db, extra=metrics_conf)
+    c = server.client()
+    user = names.new()
+    plan = {A: (2, 3, 1), B: (1, 1, 0)}   # PUTs, GETs that find the user, GETs of nobody
+    for host, (puts, gets, unknown) in plan.items():
+        for _ in range(puts):
+            assert c.put_date(f"/hello/{user}", "1970-01-01", headers={"Host": host}).status == 204
+        for _ in range(gets):
+            assert c.get(f"/hello/{user}", headers={"Host": host}).status == 200
+        for _ in range(unknown):
+            assert c.get(f"/hello/{names.new()}", headers={"Host": host},
+                         check=False).status == 404
+    assert c.get("/hello-health", headers={"Host": B}, check=False).status == 200
+
+    def scrape(host):
+        r = c.get("/hello-metrics", headers={"Host": host}, check=False)
+        assert r.status == 200, r
+        return ops.Metrics(r.body.decode())
+
+    def check(m):
+        assert {A, B} <= set(m.vhosts()), m.vhosts()
+        unlabelled = [k for k in m.samples if "vhost" not in dict(k[1])]
+        assert not unlabelled, unlabelled[:3]
+        for host, (puts, gets, unknown) in plan.items():
+            assert m.get("hello_requests_total", vhost=host, method="PUT", code="2xx") == puts
+            assert m.get("hello_requests_total", vhost=host, method="GET", code="2xx") == gets
+            assert m.get("hello_requests_total", vhost=host, method="GET", code="4xx") == unknown
+            assert m.get("hello_request_duration_seconds_count", vhost=host) == \
+                puts + gets + unknown
+        assert m.get("hello_health_checks_total", vhost=B, result="ok") == 1
+        assert m.get("hello_health_checks_total", vhost=A, result="ok") == 0
+
+    first = scrape(A)
+    check(first)
+    assert scrape(B).samples == first.samples     # one page for the server, on any vhost
+    created = first.get("hello_metrics_created_seconds", vhost=A)
+
+    r = ops.plain(server, "GET", ops.STATUS + "?auto", headers={"Host": A})
+    assert r.status == 200, r
+    lines = [line.partition(": ")[2] for line in r.body.decode().splitlines()
+             if line.startswith("HelloVhost")]
+    assert f"vhost={A} requests=6 5xx=0 unavailable=0 db_errors=0 cache_hit_ratio=0" in lines
+    assert f"vhost={B} requests=2 5xx=0 unavailable=0 db_errors=0 cache_hit_ratio=0" in lines
+
+    server.restart("graceful")
+    check(scrape(A))
+    assert scrape(A).get("hello_metrics_created_seconds", vhost=A) == created
+
+    # Twelve more vhosts: more than the segment holds, so a new one is made
+    # and the tenants' counters move into it.
+    more = [f"extra{i}.example" for i in range(12)]
+    server.extra += "".join(vhost_block(name, server.port) for name in more)
+    server.restart("graceful")
+    grown = scrape(A)
+    check(grown)
+    assert grown.get("hello_metrics_created_seconds", vhost=A) == created
+    assert set(more) <= set(grown.vhosts())
+    assert grown.get("hello_requests_total", vhost=more[0]) == 0
+    assert c.get(f"/hello/{user}", headers={"Host": A}).status == 200
+    assert scrape(A).get("hello_requests_total", vhost=A, method="GET", code="2xx") == 4
 
 
 # ---- scripts/tenant ------------------------------------------------------------
