@@ -46,7 +46,8 @@ struct hello_cache_instance {
     apr_thread_cond_t *call_done;
     int calls;
     int max_calls;
-    apr_time_t waited_in_vain; /* the last time a write found no place */
+    apr_time_t waited_in_vain;    /* the last time a write found no place */
+    hello_cache_pending *pending; /* this child's refused invalidations (shared caches) */
 };
 
 const char *hello_cache_parse(cmd_parms *cmd, const char *arg, hello_cache_spec **out)
@@ -196,6 +197,9 @@ static void limit_calls(hello_cache_instance *ci, apr_pool_t *pchild)
     if (apr_thread_mutex_create(&ci->calls_lock, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS ||
         apr_thread_cond_create(&ci->call_done, pchild) != APR_SUCCESS) {
         ci->calls_lock = NULL; /* no limit */
+    }
+    if (hello_cache_pending_create(&ci->pending, pchild) != APR_SUCCESS) {
+        ci->pending = NULL;
     }
 }
 
@@ -424,5 +428,6 @@ int hello_cache_store_init(request_rec *r, hello_cached_store *cs, hello_cache_p
     cs->now = r->request_time;
     cs->metrics = metrics;
     cs->no_fill = older_children_serve();
+    cs->pending = c->ci->pending;
     return 1;
 }

@@ -1,6 +1,7 @@
 /* The read cache in front of the database (see include/hello/cache.h). */
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_general.h>
 #include <apr_strings.h>
 
@@ -140,6 +141,8 @@ static int store_entry(hello_cached_store *c, apr_pool_t *pool, const char *user
     return 1;
 }
 
+static void make_pending_again(hello_cached_store *c, apr_pool_t *pool);
+
 static hello_store_status cached_get(void *ctx, apr_pool_t *pool, const char *username,
                                      hello_date *dob, const char **err)
 {
@@ -147,10 +150,12 @@ static hello_store_status cached_get(void *ctx, apr_pool_t *pool, const char *us
     entry e;
     apr_uint64_t token = 0;
     int have_token = 0;
-    int have_entry = read_entry(c, pool, username, &e);
+    int have_entry;
     int may_serve_stale = 0;
     hello_store_status st;
 
+    make_pending_again(c, pool);
+    have_entry = read_entry(c, pool, username, &e);
     c->outcome = HELLO_CACHE_MISS;
     if (have_entry) {
         /* The token is read before the database: a write that commits after
@@ -209,26 +214,124 @@ static apr_uint64_t new_token(apr_time_t now)
     return token ? token : 1;                  /* 0 means "no write yet" */
 }
 
-/* After a write committed: a new token, so that no entry filled before it
- * matches, and the entry goes. Tokens outlive every entry they could be
- * compared with. */
+apr_status_t hello_cache_pending_create(hello_cache_pending **out, apr_pool_t *pool)
+{
+    hello_cache_pending *p = apr_pcalloc(pool, sizeof(*p));
+
+    *out = p;
+    return apr_thread_mutex_create(&p->lock, APR_THREAD_MUTEX_DEFAULT, pool);
+}
+
+/* A new token, so that no entry filled before it matches, and the entry
+ * goes. Tokens outlive every entry they could be compared with. 0 when the
+ * cache did not take the token. */
+static int replace_token(hello_cached_store *c, apr_pool_t *pool, const char *ns, const char *user,
+                         apr_status_t *removed)
+{
+    hello_cached_store k = *c;
+    const char *token = apr_psprintf(pool, "%016" APR_UINT64_T_HEX_FMT, new_token(c->now));
+    apr_status_t rv;
+
+    k.ns = ns;
+    rv = c->cache->set(c->cache->ctx, pool, token_key(&k, pool, user),
+                       c->now + 2 * lifetime(c) + apr_time_from_sec(60),
+                       (const unsigned char *)token, TOKEN_LEN);
+    *removed = c->cache->remove(c->cache->ctx, pool, entry_key(&k, pool, user));
+    return rv == APR_SUCCESS;
+}
+
+/* Keeps a refused invalidation to be made again; 0 when the list is full. */
+static int remember(hello_cache_pending *p, const char *ns, const char *user)
+{
+    apr_size_t len = strlen(user);
+    int kept = 0;
+
+    if (apr_thread_mutex_lock(p->lock) != APR_SUCCESS) {
+        return 0;
+    }
+    for (apr_uint32_t i = 0; i < p->count; i++) {
+        if (p->item[i].ns == ns && strcmp(p->item[i].user, user) == 0) {
+            kept = 1;
+        }
+    }
+    if (!kept && p->count < HELLO_CACHE_PENDING_MAX && len <= HELLO_USERNAME_MAX) {
+        p->item[p->count].ns = ns;
+        memcpy(p->item[p->count].user, user, len + 1);
+        apr_atomic_set32(&p->count, p->count + 1);
+        kept = 1;
+    }
+    apr_thread_mutex_unlock(p->lock);
+    return kept;
+}
+
+/* Takes (ns, user) off the list, if still on it. */
+static void forget(hello_cache_pending *p, const char *ns, const char *user)
+{
+    if (apr_thread_mutex_lock(p->lock) != APR_SUCCESS) {
+        return;
+    }
+    for (apr_uint32_t i = 0; i < p->count; i++) {
+        if (p->item[i].ns == ns && strcmp(p->item[i].user, user) == 0) {
+            memmove(&p->item[i], &p->item[i + 1], (p->count - i - 1) * sizeof(p->item[0]));
+            apr_atomic_set32(&p->count, p->count - 1);
+            break;
+        }
+    }
+    apr_thread_mutex_unlock(p->lock);
+}
+
+/* Before a request's own calls: makes again the refused invalidations, up
+ * to 4, the oldest first, until the cache refuses one again. */
+static void make_pending_again(hello_cached_store *c, apr_pool_t *pool)
+{
+    hello_cache_pending *p = c->pending;
+    const char *ns[4];
+    const char *user[4];
+    apr_uint32_t n;
+    apr_status_t removed;
+
+    if (p == NULL || apr_atomic_read32(&p->count) == 0 ||
+        apr_thread_mutex_lock(p->lock) != APR_SUCCESS) {
+        return;
+    }
+    n = p->count < 4 ? p->count : 4;
+    for (apr_uint32_t i = 0; i < n; i++) {
+        ns[i] = p->item[i].ns;
+        user[i] = apr_pstrdup(pool, p->item[i].user);
+    }
+    apr_thread_mutex_unlock(p->lock);
+    for (apr_uint32_t i = 0; i < n; i++) {
+        if (!replace_token(c, pool, ns[i], user[i], &removed)) {
+            cache_failed(c);
+            return;
+        }
+        forget(p, ns[i], user[i]);
+    }
+}
+
+/* After a write committed. */
 static void invalidate(hello_cached_store *c, apr_pool_t *pool, const char *user)
 {
-    const char *token = apr_psprintf(pool, "%016" APR_UINT64_T_HEX_FMT, new_token(c->now));
-    apr_status_t rv = c->cache->set(c->cache->ctx, pool, token_key(c, pool, user),
-                                    c->now + 2 * lifetime(c) + apr_time_from_sec(60),
-                                    (const unsigned char *)token, TOKEN_LEN);
-    apr_status_t removed = c->cache->remove(c->cache->ctx, pool, entry_key(c, pool, user));
+    apr_status_t removed;
 
-    if (rv != APR_SUCCESS) {
-        cache_failed(c);
-        c->warning = APR_STATUS_IS_NOTFOUND(removed) || removed == APR_SUCCESS
-                         ? "the cache did not take the write's token: a GET that ran "
-                           "during this write may be answered from the old date for up "
-                           "to HelloCacheMaxAge"
-                         : "the cache took neither the write's token nor the removal of the "
-                           "entry: GETs may be answered from the old date for up to "
-                           "HelloCacheMaxAge";
+    if (replace_token(c, pool, c->ns, user, &removed)) {
+        return;
+    }
+    cache_failed(c);
+    if (c->pending != NULL && remember(c->pending, c->ns, user)) {
+        c->warning = "the cache did not take the write's token: a GET that ran during this "
+                     "write may be answered from the old date until this process reaches "
+                     "the cache again and makes the invalidation again";
+    }
+    else if (APR_STATUS_IS_NOTFOUND(removed) || removed == APR_SUCCESS) {
+        c->warning = "the cache did not take the write's token: a GET that ran "
+                     "during this write may be answered from the old date for up "
+                     "to HelloCacheMaxAge";
+    }
+    else {
+        c->warning = "the cache took neither the write's token nor the removal of the "
+                     "entry: GETs may be answered from the old date for up to "
+                     "HelloCacheMaxAge";
     }
 }
 
@@ -259,6 +362,7 @@ static hello_store_status cached_put(void *ctx, apr_pool_t *pool, const char *us
     hello_cached_store *c = ctx;
     hello_store_status st;
 
+    make_pending_again(c, pool);
     if (!reserve(c, err)) {
         return HELLO_STORE_UNAVAILABLE;
     }
@@ -276,6 +380,7 @@ static hello_store_status cached_del(void *ctx, apr_pool_t *pool, const char *us
     hello_cached_store *c = ctx;
     hello_store_status st;
 
+    make_pending_again(c, pool);
     if (!reserve(c, err)) {
         return HELLO_STORE_UNAVAILABLE;
     }

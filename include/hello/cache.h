@@ -17,10 +17,12 @@
 #define HELLO_CACHE_H
 
 #include <apr_pools.h>
+#include <apr_thread_mutex.h>
 #include <apr_time.h>
 
 #include "hello/metrics.h"
 #include "hello/store.h"
+#include "hello/validate.h"
 
 /* A key-value cache. Keys are NUL-terminated byte strings (not text: the
  * first byte spreads them over shmcb's subcaches), at most 150 bytes. */
@@ -41,6 +43,26 @@ typedef struct hello_cache_provider {
     void (*release)(void *ctx);
 } hello_cache_provider;
 
+/* Invalidations a cache refused after their write committed, to be made
+ * again: one list per process and cache, shared by its threads. A shared
+ * cache can be out of reach for one process only (apr_memcache leaves a
+ * server alone for 5 s in the process that found it dead, while the others
+ * already use it again): a GET elsewhere may fill the old date in that
+ * time, and making the refused invalidation again once this process
+ * reaches the cache ends that entry instead of HelloCacheMaxAge. */
+#define HELLO_CACHE_PENDING_MAX 64
+typedef struct hello_cache_pending {
+    apr_thread_mutex_t *lock;
+    volatile apr_uint32_t count;
+    struct {
+        const char *ns; /* lives as long as the configuration */
+        char user[HELLO_USERNAME_MAX + 1];
+    } item[HELLO_CACHE_PENDING_MAX];
+} hello_cache_pending;
+
+/* An empty list in pool. */
+apr_status_t hello_cache_pending_create(hello_cache_pending **out, apr_pool_t *pool);
+
 /* What the last GET through the cache did, for the Cache-Status header. */
 typedef enum hello_cache_outcome {
     HELLO_CACHE_NONE = 0,  /* no GET went through the cache */
@@ -59,6 +81,7 @@ typedef struct hello_cached_store {
     apr_time_t now;                     /* the request's time */
     hello_metrics *metrics;             /* NULL: uncounted */
     int no_fill;                        /* read and invalidate, but store no entry */
+    hello_cache_pending *pending;       /* NULL: a refused invalidation is not made again */
     /* Set by the store calls: */
     hello_cache_outcome outcome;
     int stored;          /* a miss stored its answer */

@@ -476,28 +476,36 @@ def test_graceful_restart_keeps_read_your_writes(make_httpd, tmp_path, db, names
     assert r.message == ht.expected_message(user, datetime.date(1967, 7, 7), ht.utc_today())
 
 
-@pytest.fixture
-def memcached(tmp_path):
-    """A memcached of the test's own on a free loopback port."""
+def _start_memcached(tmp_path, port):
     import os
     import shutil
-    import signal
     import subprocess
     exe = shutil.which("memcached")
     if exe is None:
         pytest.fail("memcached is missing: scripts/install-deps.sh test installs it")
-    port = ht.free_port()
     user = ["-u", "memcache"] if os.geteuid() == 0 else []
-    with open(tmp_path / "memcached.log", "w") as log:
+    with open(tmp_path / "memcached.log", "a") as log:
         proc = subprocess.Popen([exe, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "16",
                                  *user], stdout=log, stderr=subprocess.STDOUT)
     ht.wait_until(lambda: _memcached_answers(port), 10, what="memcached")
     proc.port = port
-    yield proc
+    return proc
+
+
+def _stop_memcached(proc):
+    import signal
     if proc.poll() is None:
         proc.send_signal(signal.SIGCONT)
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def memcached(tmp_path):
+    """A memcached of the test's own on a free loopback port."""
+    proc = _start_memcached(tmp_path, ht.free_port())
+    yield proc
+    _stop_memcached(proc)
 
 
 def _memcached_answers(port):
@@ -604,3 +612,56 @@ def test_two_servers_share_memcached_and_survive_it_hanging(make_httpd, db, memc
                   and ca.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit",
                   30, interval=0.5, what="hits again after memcached came back")
     print(f"\nmemcached stopped for 4 s: {during} requests answered meanwhile by 24 clients")
+
+
+def test_a_write_refused_by_a_restarted_memcached_is_made_again(make_httpd, db, tmp_path, names):
+    """After a memcached restart each server's child finds its pooled
+    connection broken on its next call and then leaves memcached alone for
+    5 s (apr_memcache). Server B finds out first, server A 3 s later: for a
+    while B uses memcached again while A cannot reach it. A GET through B
+    fills the old date meanwhile; a PUT through A commits and its
+    invalidation is refused. B answers the old date from the cache (the
+    hole) until A reaches memcached again: A's next request makes the
+    invalidation again, and B reads the new date. Without that, B would
+    answer the old date for HelloCacheMaxAge (60 s)."""
+    import signal
+    mc = _start_memcached(tmp_path, ht.free_port())
+    try:
+        # One child per server: a second one would have its own view of memcached.
+        conf = (f"{MEMCACHE}\nHelloCache memcache:127.0.0.1:{mc.port}\n"
+                f"HelloCacheNamespace shared-db\nServerLimit 1\nMaxRequestWorkers 25\n"
+                f"MinSpareThreads 1\nMaxSpareThreads 25\n")
+        a, b = (make_httpd(db=db, extra=conf) for _ in range(2))
+        ca, cb = a.client(), b.client()
+        today = ht.utc_today()
+        user, other = names.new(), names.new()
+        assert ca.put_date(f"/hello/{user}", "1966-06-06").status == 204
+        assert cb.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; fwd=miss; stored"
+        assert ca.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit"
+
+        mc.send_signal(signal.SIGKILL)
+        mc.wait(timeout=10)
+        mc = _start_memcached(tmp_path, mc.port)   # empty, same address
+        t0 = time.monotonic()
+        assert cb.get(f"/hello/{other}", check=False).status == 404   # B: broken, 5 s alone
+        time.sleep(3)
+        assert ca.get(f"/hello/{other}", check=False).status == 404   # A: broken, 5 s alone
+        time.sleep(max(0, t0 + 5.5 - time.monotonic()))
+        # B reaches memcached again, A does not yet.
+        r = cb.get(f"/hello/{user}")
+        assert r.header("Cache-Status") == "mod_hello; fwd=miss; stored", r.headers
+        assert ca.put_date(f"/hello/{user}", "1977-07-07").status == 204
+        assert time.monotonic() < t0 + 7.5, "too slow to play the window out"
+        r = cb.get(f"/hello/{user}")
+        assert r.header("Cache-Status") == "mod_hello; hit", "the window was not reproduced"
+        assert r.message == ht.expected_message(user, datetime.date(1966, 6, 6), today)
+        assert "until this process reaches the cache again" in a.error_log_text()
+
+        time.sleep(max(0, t0 + 3 + 5.5 - time.monotonic()))
+        assert ca.get(f"/hello/{other}", check=False).status == 404   # A's next request
+        r = cb.get(f"/hello/{user}")
+        assert r.message == ht.expected_message(user, datetime.date(1977, 7, 7), today), \
+            (r.headers, r.message)
+        assert r.header("Cache-Status") == "mod_hello; fwd=miss; stored"
+    finally:
+        _stop_memcached(mc)

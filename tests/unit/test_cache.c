@@ -128,7 +128,8 @@ typedef struct fixture {
     fake_cache fc;
     hello_cache_provider provider;
     hello_metrics metrics;
-    hello_store inner; /* fs, through the hook below */
+    hello_store inner;            /* fs, through the hook below */
+    hello_cache_pending *pending; /* of the process the next request runs in */
     /* Run once inside the next inner get, after the cache was read. */
     void (*during_get)(struct fixture *f);
 } fixture;
@@ -186,6 +187,7 @@ static void request(fixture *f, hello_cached_store *cs, hello_store *store, cons
     cs->stale_if_error = apr_time_from_sec(300);
     cs->now = f->fc.now;
     cs->metrics = &f->metrics;
+    cs->pending = f->pending;
     hello_cached_store_init(store, cs);
 }
 
@@ -465,6 +467,101 @@ static void test_write_refused_without_a_place(void **state)
     assert_int_equal(f->fs.get_calls, 1);
 }
 
+/* A shared cache out of reach for one process only: its write commits, the
+ * cache refuses the token and the removal, and the entry another process
+ * filled before stays. Without the list that entry is answered until
+ * HelloCacheMaxAge; with it, the writer's next request through the cache
+ * makes the invalidation again. */
+static void stale_after_a_refused_write(fixture *f, hello_cache_pending *writer)
+{
+    hello_cached_store cs;
+    hello_date dob;
+
+    f->pending = NULL; /* another process fills */
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_true(cs.stored);
+    f->pending = writer;
+    f->fc.fail_set = f->fc.fail_remove = 1;
+    assert_int_equal(put(f, "alice", (hello_date){ 2002, 2, 2 }), HELLO_STORE_OK);
+    f->fc.fail_set = f->fc.fail_remove = 0;
+    f->pending = NULL;
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_int_equal(cs.outcome, HELLO_CACHE_HIT); /* the hole: the old date */
+    assert_date(dob, 1990, 6, 20);
+}
+
+static void test_refused_invalidation_is_made_again(void **state)
+{
+    fixture *f = *state;
+    hello_cache_pending *writer;
+    hello_cached_store cs;
+    hello_date dob;
+
+    /* Without the list: stale until HelloCacheMaxAge. */
+    stale_after_a_refused_write(f, NULL);
+    f->fc.now += apr_time_from_sec(30);
+    assert_int_equal(get(f, "bob", &dob, &cs), HELLO_STORE_NOT_FOUND);
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_int_equal(cs.outcome, HELLO_CACHE_HIT);
+    assert_date(dob, 1990, 6, 20);
+
+    /* With it. */
+    f->fc.n = 0;
+    fake_store_init(&f->fs);
+    f->inner = f->fs.iface;
+    f->inner.get = hooked_get;
+    assert_int_equal(hello_cache_pending_create(&writer, f->pool), APR_SUCCESS);
+    stale_after_a_refused_write(f, writer);
+    assert_int_equal(writer->count, 1);
+    /* The writer's next request, while the cache still refuses: kept. */
+    f->pending = writer;
+    f->fc.fail_set = 1;
+    assert_int_equal(get(f, "bob", &dob, &cs), HELLO_STORE_NOT_FOUND);
+    assert_int_equal(writer->count, 1);
+    f->fc.fail_set = 0;
+    /* ...and once the cache answers: made again, whoever reads next. */
+    assert_int_equal(get(f, "bob", &dob, &cs), HELLO_STORE_NOT_FOUND);
+    assert_int_equal(writer->count, 0);
+    f->pending = NULL;
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_int_equal(cs.outcome, HELLO_CACHE_MISS);
+    assert_date(dob, 2002, 2, 2);
+}
+
+static void test_pending_list_is_bounded(void **state)
+{
+    fixture *f = *state;
+    hello_cache_pending *writer;
+    hello_cached_store cs;
+    hello_store store;
+    const char *err;
+    const char *ns[HELLO_CACHE_PENDING_MAX + 3];
+
+    assert_int_equal(hello_cache_pending_create(&writer, f->pool), APR_SUCCESS);
+    f->pending = writer;
+    f->fc.fail_set = f->fc.fail_remove = 1;
+    /* alice of as many databases (namespaces). */
+    for (int i = 0; i < HELLO_CACHE_PENDING_MAX + 3; i++) {
+        ns[i] = apr_psprintf(f->pool, "db%d", i);
+        request(f, &cs, &store, ns[i]);
+        assert_int_equal(store.put(store.ctx, f->pool, "alice", (hello_date){ 2000, 1, 1 }, &err),
+                         HELLO_STORE_OK);
+        assert_non_null(cs.warning);
+        /* Past the bound, the log says the old date may last HelloCacheMaxAge. */
+        assert_int_equal(strstr(cs.warning, "HelloCacheMaxAge") != NULL,
+                         i >= HELLO_CACHE_PENDING_MAX);
+    }
+    assert_int_equal(writer->count, HELLO_CACHE_PENDING_MAX);
+    f->fc.fail_set = f->fc.fail_remove = 0;
+    /* Four per request, the oldest first. */
+    request(f, &cs, &store, "db1");
+    assert_int_equal(store.get(store.ctx, f->pool, "nobody", &(hello_date){ 0, 0, 0 }, &err),
+                     HELLO_STORE_NOT_FOUND);
+    assert_int_equal(writer->count, HELLO_CACHE_PENDING_MAX - 4);
+    assert_ptr_equal(writer->item[0].ns, ns[4]);
+    assert_string_equal(writer->item[0].user, "alice");
+}
+
 static void test_no_fill(void **state)
 {
     fixture *f = *state;
@@ -497,6 +594,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_invalidates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_fill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_refused_without_a_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_invalidation_is_made_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_list_is_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, unit_group_setup, unit_group_teardown);
 }
