@@ -261,5 +261,35 @@ def test_the_tenant_script_refuses_unsafe_names(tmp_path, db):
         assert proc.returncode != 0 and "not a safe tenant name" in proc.stderr, (bad, proc.stderr)
     proc = tenant(db, "add", "acme", "bad host!", "--out", str(tmp_path), check=False)
     assert proc.returncode != 0 and "not a host name" in proc.stderr
+    for opt, bad, says in (("--client-host", "x' OR '1", "not a host pattern"),
+                           ("--client-host", "a b", "not a host pattern"),
+                           ("--db-host", "db;rm", "not a host"),
+                           ("--db-port", "99x", "not a port"),
+                           ("--port", "-1", "not a port")):
+        proc = tenant(db, "add", "acme", "acme.example", "--out", str(tmp_path), opt, bad,
+                      check=False)
+        assert proc.returncode != 0 and says in proc.stderr, (opt, bad, proc.stderr)
     assert list(tmp_path.iterdir()) == []
     assert db.sql("SHOW DATABASES LIKE 'hello\\_%'") == []
+
+
+def test_the_tenant_script_removes_every_account_of_the_tenant(tmp_path, own_db):
+    """A tenant added for two client hosts (two Apache machines): remove
+    without --client-host drops both accounts, with it only that one."""
+    for host in ("127.0.0.1", "10.0.0.%"):
+        tenant(own_db, "add", "twohost", "two.example", "--out", str(tmp_path),
+               "--db-port", str(own_db.port), "--client-host", host)
+
+    def hosts():
+        return sorted(r[0] for r in own_db.sql(
+            "SELECT host FROM mysql.user WHERE user = 'hello_twohost'"))
+    assert hosts() == ["10.0.0.%", "127.0.0.1"]
+    tenant(own_db, "remove", "twohost", "--out", str(tmp_path), "--client-host", "10.0.0.%")
+    assert hosts() == ["127.0.0.1"]
+    tenant(own_db, "add", "twohost", "two.example", "--out", str(tmp_path),
+           "--db-port", str(own_db.port), "--client-host", "10.0.0.%")
+    gone = tenant(own_db, "remove", "twohost", "--out", str(tmp_path), "--drop-database")
+    assert hosts() == [], gone.stdout
+    assert "'hello_twohost'@'10.0.0.%'" in gone.stdout and "'hello_twohost'@'127.0.0.1'" in gone.stdout
+    again = tenant(own_db, "remove", "twohost", "--out", str(tmp_path))
+    assert "(no account)" in again.stdout
