@@ -187,6 +187,7 @@ static void setup_metrics(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         hello_sets[hello_nsets++].m = m;
         apr_hash_set(hello_counters, key, sizeof(*key), m);
     }
+    hello_metrics_segment_release(seg, labels, n);
 }
 
 /* ---- the watchdog for database calls, on mod_watchdog ------------------- */

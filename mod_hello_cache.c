@@ -188,6 +188,22 @@ apr_status_t hello_cache_destroy(void *data)
 }
 
 /* This child's limit on calls waiting on ci at once (see above). */
+/* The list dies with the child: what is still on it is said. */
+static apr_status_t pending_dropped(void *data)
+{
+    const hello_cache_instance *ci = data;
+    apr_uint32_t n = ci->pending ? ci->pending->count : 0;
+
+    if (n > 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ci->s,
+                     "HelloCache %s: this process ends with %u invalidation(s) the cache refused "
+                     "not made again: GETs may answer those users' old dates for up to "
+                     "HelloCacheMaxAge",
+                     ci->spec->text, n);
+    }
+    return APR_SUCCESS;
+}
+
 static void limit_calls(hello_cache_instance *ci, apr_pool_t *pchild)
 {
     int threads = 1;
@@ -201,6 +217,7 @@ static void limit_calls(hello_cache_instance *ci, apr_pool_t *pchild)
     if (hello_cache_pending_create(&ci->pending, pchild) != APR_SUCCESS) {
         ci->pending = NULL;
     }
+    apr_pool_cleanup_register(pchild, ci, pending_dropped, apr_pool_cleanup_null);
 }
 
 void hello_cache_child_init(apr_pool_t *pchild, server_rec *main_server)
@@ -302,11 +319,11 @@ static void unlock(const call *c)
     }
 }
 
-static int cache_reserve(void *ctx)
+static int cache_reserve(void *ctx, int wait)
 {
     call *c = ctx;
 
-    c->held = enter(c->ci, HELLO_CACHE_WRITE_WAIT);
+    c->held = enter(c->ci, wait ? HELLO_CACHE_WRITE_WAIT : 0);
     return c->held;
 }
 

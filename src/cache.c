@@ -141,7 +141,7 @@ static int store_entry(hello_cached_store *c, apr_pool_t *pool, const char *user
     return 1;
 }
 
-static void make_pending_again(hello_cached_store *c, apr_pool_t *pool);
+static void make_pending_again(hello_cached_store *c, apr_pool_t *pool, int held);
 
 static hello_store_status cached_get(void *ctx, apr_pool_t *pool, const char *username,
                                      hello_date *dob, const char **err)
@@ -154,7 +154,7 @@ static hello_store_status cached_get(void *ctx, apr_pool_t *pool, const char *us
     int may_serve_stale = 0;
     hello_store_status st;
 
-    make_pending_again(c, pool);
+    make_pending_again(c, pool, 0);
     have_entry = read_entry(c, pool, username, &e);
     c->outcome = HELLO_CACHE_MISS;
     if (have_entry) {
@@ -223,10 +223,11 @@ apr_status_t hello_cache_pending_create(hello_cache_pending **out, apr_pool_t *p
 }
 
 /* A new token, so that no entry filled before it matches, and the entry
- * goes. Tokens outlive every entry they could be compared with. 0 when the
- * cache did not take the token. */
+ * goes (also when the token was refused, unless only_with_token). Tokens
+ * outlive every entry they could be compared with: `life` is the lifetime
+ * of the entries of ns. 0 when the cache did not take the token. */
 static int replace_token(hello_cached_store *c, apr_pool_t *pool, const char *ns, const char *user,
-                         apr_status_t *removed)
+                         apr_interval_time_t life, int only_with_token, apr_status_t *removed)
 {
     hello_cached_store k = *c;
     const char *token = apr_psprintf(pool, "%016" APR_UINT64_T_HEX_FMT, new_token(c->now));
@@ -234,78 +235,115 @@ static int replace_token(hello_cached_store *c, apr_pool_t *pool, const char *ns
 
     k.ns = ns;
     rv = c->cache->set(c->cache->ctx, pool, token_key(&k, pool, user),
-                       c->now + 2 * lifetime(c) + apr_time_from_sec(60),
-                       (const unsigned char *)token, TOKEN_LEN);
-    *removed = c->cache->remove(c->cache->ctx, pool, entry_key(&k, pool, user));
+                       c->now + 2 * life + apr_time_from_sec(60), (const unsigned char *)token,
+                       TOKEN_LEN);
+    *removed = APR_EGENERAL;
+    if (rv == APR_SUCCESS || !only_with_token) {
+        *removed = c->cache->remove(c->cache->ctx, pool, entry_key(&k, pool, user));
+    }
     return rv == APR_SUCCESS;
 }
 
-/* Keeps a refused invalidation to be made again; 0 when the list is full. */
-static int remember(hello_cache_pending *p, const char *ns, const char *user)
+/* The item for (ns, user), or -1. Under the lock. */
+static int find_pending(const hello_cache_pending *p, const char *ns, const char *user)
+{
+    for (apr_uint32_t i = 0; i < p->count; i++) {
+        if (p->item[i].ns == ns && strcmp(p->item[i].user, user) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Keeps a refused invalidation to be made again; 0 when the list is full.
+ * A user already listed gets a new sequence number, so that a replay that
+ * began before this write does not take it off the list. */
+static int remember(hello_cache_pending *p, const char *ns, const char *user,
+                    apr_interval_time_t life)
 {
     apr_size_t len = strlen(user);
     int kept = 0;
+    int i;
 
     if (apr_thread_mutex_lock(p->lock) != APR_SUCCESS) {
         return 0;
     }
-    for (apr_uint32_t i = 0; i < p->count; i++) {
-        if (p->item[i].ns == ns && strcmp(p->item[i].user, user) == 0) {
-            kept = 1;
-        }
-    }
-    if (!kept && p->count < HELLO_CACHE_PENDING_MAX && len <= HELLO_USERNAME_MAX) {
-        p->item[p->count].ns = ns;
-        memcpy(p->item[p->count].user, user, len + 1);
+    i = find_pending(p, ns, user);
+    if (i < 0 && p->count < HELLO_CACHE_PENDING_MAX && len <= HELLO_USERNAME_MAX) {
+        i = (int)p->count;
+        p->item[i].ns = ns;
+        memcpy(p->item[i].user, user, len + 1);
+        p->item[i].life = 0;
         apr_atomic_set32(&p->count, p->count + 1);
+    }
+    if (i >= 0) {
+        p->item[i].seq = ++p->next_seq;
+        if (life > p->item[i].life) {
+            p->item[i].life = life;
+        }
         kept = 1;
     }
     apr_thread_mutex_unlock(p->lock);
     return kept;
 }
 
-/* Takes (ns, user) off the list, if still on it. */
-static void forget(hello_cache_pending *p, const char *ns, const char *user)
+/* Takes (ns, user) off the list if no write listed it again since seq. */
+static void forget(hello_cache_pending *p, const char *ns, const char *user, apr_uint32_t seq)
 {
+    int i;
+
     if (apr_thread_mutex_lock(p->lock) != APR_SUCCESS) {
         return;
     }
-    for (apr_uint32_t i = 0; i < p->count; i++) {
-        if (p->item[i].ns == ns && strcmp(p->item[i].user, user) == 0) {
-            memmove(&p->item[i], &p->item[i + 1], (p->count - i - 1) * sizeof(p->item[0]));
-            apr_atomic_set32(&p->count, p->count - 1);
-            break;
-        }
+    i = find_pending(p, ns, user);
+    if (i >= 0 && p->item[i].seq == seq) {
+        memmove(&p->item[i], &p->item[i + 1],
+                (p->count - (apr_uint32_t)i - 1) * sizeof(p->item[0]));
+        apr_atomic_set32(&p->count, p->count - 1);
     }
     apr_thread_mutex_unlock(p->lock);
 }
 
 /* Before a request's own calls: makes again the refused invalidations, up
- * to 4, the oldest first, until the cache refuses one again. */
-static void make_pending_again(hello_cached_store *c, apr_pool_t *pool)
+ * to 4, the oldest first, until the cache refuses one again. Only with a
+ * place for the calls at once (held: the write's own), so that no request
+ * waits for them; a refusal is not counted again. */
+static void make_pending_again(hello_cached_store *c, apr_pool_t *pool, int held)
 {
     hello_cache_pending *p = c->pending;
-    const char *ns[4];
-    const char *user[4];
-    apr_uint32_t n;
-    apr_status_t removed;
 
-    if (p == NULL || apr_atomic_read32(&p->count) == 0 ||
-        apr_thread_mutex_lock(p->lock) != APR_SUCCESS) {
+    if (p == NULL || apr_atomic_read32(&p->count) == 0) {
         return;
     }
-    n = p->count < 4 ? p->count : 4;
-    for (apr_uint32_t i = 0; i < n; i++) {
-        ns[i] = p->item[i].ns;
-        user[i] = apr_pstrdup(pool, p->item[i].user);
+    if (!held && c->cache->reserve != NULL && !c->cache->reserve(c->cache->ctx, 0)) {
+        return;
     }
-    apr_thread_mutex_unlock(p->lock);
-    for (apr_uint32_t i = 0; i < n; i++) {
-        if (!replace_token(c, pool, ns[i], user[i], &removed)) {
-            cache_failed(c);
-            return;
+    if (apr_thread_mutex_lock(p->lock) == APR_SUCCESS) {
+        struct {
+            const char *ns;
+            const char *user;
+            apr_interval_time_t life;
+            apr_uint32_t seq;
+        } take[4];
+        apr_uint32_t n = p->count < 4 ? p->count : 4;
+        apr_status_t removed;
+
+        for (apr_uint32_t i = 0; i < n; i++) {
+            take[i].ns = p->item[i].ns;
+            take[i].user = apr_pstrdup(pool, p->item[i].user);
+            take[i].life = p->item[i].life;
+            take[i].seq = p->item[i].seq;
         }
-        forget(p, ns[i], user[i]);
+        apr_thread_mutex_unlock(p->lock);
+        for (apr_uint32_t i = 0; i < n; i++) {
+            if (!replace_token(c, pool, take[i].ns, take[i].user, take[i].life, 1, &removed)) {
+                break;
+            }
+            forget(p, take[i].ns, take[i].user, take[i].seq);
+        }
+    }
+    if (!held && c->cache->release != NULL) {
+        c->cache->release(c->cache->ctx);
     }
 }
 
@@ -314,11 +352,11 @@ static void invalidate(hello_cached_store *c, apr_pool_t *pool, const char *user
 {
     apr_status_t removed;
 
-    if (replace_token(c, pool, c->ns, user, &removed)) {
+    if (replace_token(c, pool, c->ns, user, lifetime(c), 0, &removed)) {
         return;
     }
     cache_failed(c);
-    if (c->pending != NULL && remember(c->pending, c->ns, user)) {
+    if (c->pending != NULL && remember(c->pending, c->ns, user, lifetime(c))) {
         c->warning = "the cache did not take the write's token: a GET that ran during this "
                      "write may be answered from the old date until this process reaches "
                      "the cache again and makes the invalidation again";
@@ -340,7 +378,7 @@ static void invalidate(hello_cached_store *c, apr_pool_t *pool, const char *user
  * cache later, on every server that shares it. */
 static int reserve(hello_cached_store *c, const char **err)
 {
-    if (c->cache->reserve == NULL || c->cache->reserve(c->cache->ctx)) {
+    if (c->cache->reserve == NULL || c->cache->reserve(c->cache->ctx, 1)) {
         return 1;
     }
     cache_failed(c);
@@ -362,10 +400,10 @@ static hello_store_status cached_put(void *ctx, apr_pool_t *pool, const char *us
     hello_cached_store *c = ctx;
     hello_store_status st;
 
-    make_pending_again(c, pool);
     if (!reserve(c, err)) {
         return HELLO_STORE_UNAVAILABLE;
     }
+    make_pending_again(c, pool, 1);
     st = c->inner->put(c->inner->ctx, pool, username, dob, err);
     if (st == HELLO_STORE_OK) {
         invalidate(c, pool, username);
@@ -380,10 +418,10 @@ static hello_store_status cached_del(void *ctx, apr_pool_t *pool, const char *us
     hello_cached_store *c = ctx;
     hello_store_status st;
 
-    make_pending_again(c, pool);
     if (!reserve(c, err)) {
         return HELLO_STORE_UNAVAILABLE;
     }
+    make_pending_again(c, pool, 1);
     st = c->inner->del(c->inner->ctx, pool, username, err);
     if (st != HELLO_STORE_UNAVAILABLE) {
         invalidate(c, pool, username);

@@ -97,7 +97,7 @@ hello_metrics *hello_metrics_claim(hello_metrics_segment *seg, const char *label
         return &slot->m;
     }
     slot = find(seg, "");
-    if (slot == NULL || strlen(label) >= sizeof(slot->vhost)) {
+    if (slot == NULL || *label == '\0' || strlen(label) >= sizeof(slot->vhost)) {
         return NULL;
     }
     hello_metrics_init(&slot->m, now);
@@ -107,6 +107,19 @@ hello_metrics *hello_metrics_claim(hello_metrics_segment *seg, const char *label
     }
     memcpy(slot->vhost, label, strlen(label) + 1);
     return &slot->m;
+}
+
+void hello_metrics_segment_release(hello_metrics_segment *seg, const char *const *labels, int n)
+{
+    for (apr_uint64_t i = 0; i < seg->capacity; i++) {
+        int used = seg->slot[i].vhost[0] == '\0';
+        for (int k = 0; k < n && !used; k++) {
+            used = strcmp(seg->slot[i].vhost, labels[k]) == 0;
+        }
+        if (!used) {
+            seg->slot[i].vhost[0] = '\0';
+        }
+    }
 }
 
 /* Room for ":65535#<int>" after a host cut to fit. */
@@ -122,7 +135,8 @@ const char **hello_metrics_labels(apr_pool_t *pool, const char *const *hosts, co
 
     for (int i = 0; i < n; i++) {
         int *c;
-        host[i] = apr_pstrndup(pool, hosts[i] ? hosts[i] : "", HOST_MAX);
+        /* "" would read as a free slot. */
+        host[i] = apr_pstrndup(pool, hosts[i] && *hosts[i] ? hosts[i] : "_default_", HOST_MAX);
         c = apr_hash_get(count, host[i], APR_HASH_KEY_STRING);
         if (c == NULL) {
             c = apr_pcalloc(pool, sizeof(*c));

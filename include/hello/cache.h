@@ -38,8 +38,9 @@ typedef struct hello_cache_provider {
     apr_status_t (*remove)(void *ctx, apr_pool_t *pool, const char *key);
     /* Optional (NULL: always free). Holds a place for the cache calls of one
      * write before its database change, so that its invalidation cannot be
-     * refused after the commit; 0 when the cache has none to give. */
-    int (*reserve)(void *ctx);
+     * refused after the commit, waiting a little for one when `wait`; 0 when
+     * the cache has none to give. */
+    int (*reserve)(void *ctx, int wait);
     void (*release)(void *ctx);
 } hello_cache_provider;
 
@@ -54,9 +55,12 @@ typedef struct hello_cache_provider {
 typedef struct hello_cache_pending {
     apr_thread_mutex_t *lock;
     volatile apr_uint32_t count;
+    apr_uint32_t next_seq;
     struct {
         const char *ns; /* lives as long as the configuration */
         char user[HELLO_USERNAME_MAX + 1];
+        apr_interval_time_t life; /* of the entries of ns: the new token outlives them */
+        apr_uint32_t seq;         /* the write that listed it last */
     } item[HELLO_CACHE_PENDING_MAX];
 } hello_cache_pending;
 

@@ -86,8 +86,16 @@ int hello_metrics_segment_fits(const hello_metrics_segment *seg, const char *con
 hello_metrics *hello_metrics_claim(hello_metrics_segment *seg, const char *label, apr_uint64_t now,
                                    const hello_metrics_segment *from);
 
-/* One label per server: its host name, with ":port" where hosts repeat,
- * and "#k" where host and port repeat too (the k-th of them, from 2).
+/* Frees every slot whose label is not one of the n: a vhost removed from
+ * the configuration, or renamed. Called once the n are claimed, so that a
+ * slot freed now is taken, zeroed, only by a later configuration (the
+ * children of this one's predecessor may still count into it meanwhile). */
+void hello_metrics_segment_release(hello_metrics_segment *seg, const char *const *labels, int n);
+
+/* One label per server: its host name ("_default_" if none), with ":port"
+ * where hosts repeat, and "#k" where host and port repeat too (the k-th of
+ * them, from 2, in configuration order: such labels move when the order
+ * changes).
  * Labels are cut to fit a slot; they are unique. Allocated in pool. */
 const char **hello_metrics_labels(apr_pool_t *pool, const char *const *hosts, const int *ports,
                                   int n);

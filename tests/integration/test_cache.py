@@ -665,3 +665,34 @@ def test_a_write_refused_by_a_restarted_memcached_is_made_again(make_httpd, db, 
         assert r.header("Cache-Status") == "mod_hello; fwd=miss; stored"
     finally:
         _stop_memcached(mc)
+
+
+def test_servers_configured_differently_share_memcached_keys(make_httpd, tmp_path, db, memcached,
+                                                             names):
+    """Server A has a node-local shmcb before its memcache (its main server
+    has shmcb, its virtual host memcache); server B has memcache only. Both
+    give the database one HelloCacheNamespace, so they must use the same
+    keys in memcached whatever else each configures (an earlier version
+    named the provider's namespace by the order of HelloCache lines, and A's
+    entries were never B's hits). A shared namespace on memcache draws no
+    node-local warning."""
+    shared = (f"HelloCache memcache:127.0.0.1:{memcached.port}\n"
+              f"HelloCacheNamespace shared-db\n")
+    (tmp_path / "a").mkdir()
+    a = make_httpd(start=False, db=db,
+                   extra=f"{SHMCB}\n{MEMCACHE}\n{cache_conf(tmp_path / 'a')}")
+    a.extra += (f"<VirtualHost *:{a.port}>\n ServerName a.example\n {shared}"
+                f"</VirtualHost>\n")
+    a.start()
+    b = make_httpd(db=db, extra=f"{MEMCACHE}\n{shared}")
+    ca, cb = a.client(), b.client()
+    user = names.new()
+    assert cb.put_date(f"/hello/{user}", "1958-08-08").status == 204
+    assert ca.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; fwd=miss; stored"
+    assert cb.get(f"/hello/{user}").header("Cache-Status") == "mod_hello; hit"
+    assert ca.put_date(f"/hello/{user}", "1959-09-09").status == 204
+    r = cb.get(f"/hello/{user}")
+    assert r.header("Cache-Status") == "mod_hello; fwd=miss; stored"
+    assert r.message == ht.expected_message(user, datetime.date(1959, 9, 9), ht.utc_today())
+    for server in (a, b):
+        assert "keeps its entries in this Apache only" not in server.error_log_text()

@@ -27,6 +27,7 @@ typedef struct fake_cache {
     apr_time_t now; /* what expiry is compared with */
     int fail_get, fail_set, fail_remove;
     int gets, sets, removes;
+    void (*during_set)(void); /* run once at the start of the next set */
 } fake_cache;
 
 static int fc_find(fake_cache *fc, const char *key)
@@ -69,6 +70,11 @@ static apr_status_t fc_set(void *ctx, apr_pool_t *pool, const char *key, apr_tim
 
     (void)pool;
     fc->sets++;
+    if (fc->during_set) {
+        void (*hook)(void) = fc->during_set;
+        fc->during_set = NULL;
+        hook();
+    }
     if (fc->fail_set) {
         return APR_EGENERAL;
     }
@@ -441,9 +447,10 @@ static void test_delete_invalidates(void **state)
     assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_NOT_FOUND);
 }
 
-static int no_place(void *ctx)
+static int no_place(void *ctx, int wait)
 {
     (void)ctx;
+    (void)wait;
     return 0;
 }
 
@@ -562,6 +569,87 @@ static void test_pending_list_is_bounded(void **state)
     assert_string_equal(writer->item[0].user, "alice");
 }
 
+/* A write of a user whose replay is under way is refused again: the
+ * replay, which began before, must leave the user on the list. */
+static void refused_write_of_alice(void)
+{
+    current->fc.fail_set = current->fc.fail_remove = 1;
+    assert_int_equal(put(current, "alice", (hello_date){ 2003, 3, 3 }), HELLO_STORE_OK);
+    current->fc.fail_set = current->fc.fail_remove = 0;
+}
+
+static void test_a_write_during_its_replay_stays_listed(void **state)
+{
+    fixture *f = *state;
+    hello_cache_pending *writer;
+    hello_cached_store cs;
+    hello_date dob;
+
+    assert_int_equal(hello_cache_pending_create(&writer, f->pool), APR_SUCCESS);
+    f->pending = writer;
+    refused_write_of_alice();
+    assert_int_equal(writer->count, 1);
+    f->fc.during_set = refused_write_of_alice; /* inside the replay's set */
+    assert_int_equal(get(f, "bob", &dob, &cs), HELLO_STORE_NOT_FOUND);
+    assert_int_equal(writer->count, 1);
+    assert_int_equal(get(f, "bob", &dob, &cs), HELLO_STORE_NOT_FOUND);
+    assert_int_equal(writer->count, 0);
+}
+
+/* A replay takes a place only if one is free at once, and a refused
+ * replay is neither counted nor removes the entry. */
+static int places_left;
+static int places_taken;
+
+static int counted_place(void *ctx, int wait)
+{
+    (void)ctx;
+    (void)wait;
+    if (places_left == 0) {
+        return 0;
+    }
+    places_left--;
+    places_taken++;
+    return 1;
+}
+
+static void give_place_back(void *ctx)
+{
+    (void)ctx;
+    places_left++;
+}
+
+static void test_replay_needs_a_free_place(void **state)
+{
+    fixture *f = *state;
+    hello_cache_pending *writer;
+    hello_cached_store cs;
+    hello_date dob;
+    int errors, removes;
+
+    assert_int_equal(hello_cache_pending_create(&writer, f->pool), APR_SUCCESS);
+    f->pending = writer;
+    refused_write_of_alice();
+    f->provider.reserve = counted_place;
+    f->provider.release = give_place_back;
+    places_left = 0;
+    assert_int_equal(get(f, "bob", &dob, &cs), HELLO_STORE_NOT_FOUND);
+    assert_int_equal(writer->count, 1); /* no place: not tried */
+    places_left = 1;
+    f->fc.fail_set = 1;
+    errors = (int)f->metrics.cache[HELLO_CACHE_EVENT_ERROR];
+    removes = f->fc.removes;
+    assert_int_equal(get(f, "bob", &dob, &cs), HELLO_STORE_NOT_FOUND);
+    assert_int_equal(places_left, 1); /* given back */
+    assert_int_equal(writer->count, 1);
+    assert_int_equal(f->fc.removes, removes);
+    /* Only the GET's own failed fill... none here: bob is not found. */
+    assert_int_equal(f->metrics.cache[HELLO_CACHE_EVENT_ERROR], errors);
+    f->fc.fail_set = 0;
+    assert_int_equal(get(f, "bob", &dob, &cs), HELLO_STORE_NOT_FOUND);
+    assert_int_equal(writer->count, 0);
+}
+
 static void test_no_fill(void **state)
 {
     fixture *f = *state;
@@ -596,6 +684,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_refused_without_a_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_invalidation_is_made_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_list_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_write_during_its_replay_stays_listed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_replay_needs_a_free_place, setup, teardown),
     };
     return cmocka_run_group_tests(tests, unit_group_setup, unit_group_teardown);
 }

@@ -22,7 +22,7 @@ static void test_segment(void **state)
     hello_metrics_segment *grown = apr_palloc(pool, hello_metrics_segment_size(3));
     const char *two[] = { "a.example", "b.example" };
     const char *three[] = { "a.example", "b.example", "c.example" };
-    hello_metrics *a, *b;
+    hello_metrics *a, *b, *a0;
 
     hello_metrics_segment_init(seg, 2);
     assert_true(hello_metrics_segment_ok(seg, bytes));
@@ -31,6 +31,7 @@ static void test_segment(void **state)
     assert_false(hello_metrics_segment_fits(seg, three, 3));
 
     a = hello_metrics_claim(seg, "a.example", 100, NULL);
+    a0 = a;
     b = hello_metrics_claim(seg, "b.example", 200, NULL);
     assert_non_null(a);
     assert_non_null(b);
@@ -50,6 +51,18 @@ static void test_segment(void **state)
     assert_int_equal(a->created, 100);
     assert_int_equal(a->requests[HELLO_METHOD_GET][1], 1);
     assert_int_equal(hello_metrics_claim(grown, "c.example", 300, seg)->created, 300);
+
+    /* b.example leaves the configuration: its slot is freed, and a later
+     * vhost takes it zeroed, not with b's counters. */
+    hello_metrics_request(b, HELLO_METHOD_PUT, 204, 1);
+    hello_metrics_segment_release(seg, two, 1);
+    assert_true(hello_metrics_segment_fits(seg, three + 1, 2) == 0); /* b and c: one free */
+    b = hello_metrics_claim(seg, "c.example", 400, NULL);
+    assert_non_null(b);
+    assert_int_equal(b->created, 400);
+    assert_int_equal(b->requests[HELLO_METHOD_PUT][1], 0);
+    assert_ptr_equal(hello_metrics_claim(seg, "a.example", 500, NULL), a0);
+    assert_null(hello_metrics_claim(seg, "", 500, NULL));
 
     seg->layout++;
     assert_false(hello_metrics_segment_ok(seg, bytes));
@@ -73,6 +86,10 @@ static void test_labels(void **state)
     assert_string_equal(l[2], "b.example");
     assert_string_equal(l[3], "a.example:8080");
     assert_string_equal(l[4], "a.example:80#2");
+    /* No host: a name of its own, never the empty label of a free slot. */
+    hosts[0] = "";
+    l = hello_metrics_labels(pool, hosts, ports, 1);
+    assert_string_equal(l[0], "_default_");
     /* Cut to fit a slot, still unique. */
     memset(longhost, 'x', 999);
     longhost[999] = '\0';
