@@ -117,6 +117,22 @@ int hello_cache_pre_config(apr_pool_t *pconf)
                : 500;
 }
 
+/* The limit on waiting calls (at least 2) holds nobody back in a process of
+ * one or two threads: prefork's children all wait on a cache that hangs. */
+static void warn_if_unlimited(server_rec *s, const hello_cache_spec *spec)
+{
+    int threads = 1;
+
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) == APR_SUCCESS && threads <= 2) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "HelloCache %s with %d thread(s) per process (the prefork MPM?): a cache "
+                     "server that accepts connections but stops answering holds every process "
+                     "that calls it, as apr_memcache has no read timeout; the limit on waiting "
+                     "calls needs a threaded MPM (event or worker)",
+                     spec->text, threads < 1 ? 1 : threads);
+    }
+}
+
 /* Makes every server's cache, one per distinct HelloCache. */
 int hello_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *main_server)
 {
@@ -171,6 +187,9 @@ int hello_cache_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *ma
                 return 500;
             }
             apr_pool_cleanup_register(pconf, ci, hello_cache_destroy, apr_pool_cleanup_null);
+            if (!node_local(ci->spec)) {
+                warn_if_unlimited(s, ci->spec);
+            }
             apr_hash_set(made, ci->spec->text, APR_HASH_KEY_STRING, ci);
             n++;
         }
@@ -187,7 +206,6 @@ apr_status_t hello_cache_destroy(void *data)
     return APR_SUCCESS;
 }
 
-/* This child's limit on calls waiting on ci at once (see above). */
 /* The list dies with the child: what is still on it is said. */
 static apr_status_t pending_dropped(void *data)
 {
@@ -204,6 +222,7 @@ static apr_status_t pending_dropped(void *data)
     return APR_SUCCESS;
 }
 
+/* This child's limit on calls waiting on ci at once (see above). */
 static void limit_calls(hello_cache_instance *ci, apr_pool_t *pchild)
 {
     int threads = 1;

@@ -696,3 +696,25 @@ def test_servers_configured_differently_share_memcached_keys(make_httpd, tmp_pat
     assert r.message == ht.expected_message(user, datetime.date(1959, 9, 9), ht.utc_today())
     for server in (a, b):
         assert "keeps its entries in this Apache only" not in server.error_log_text()
+
+
+def test_a_shared_cache_under_prefork_warns(make_httpd, db, memcached):
+    """prefork has one thread per process, so the limit on calls waiting
+    on a hung memcached never holds anyone back: the startup says so. The
+    event MPM's servers above do not get the warning."""
+    import re as _re
+    warning = "thread(s) per process (the prefork MPM?)"
+    conf = f"{MEMCACHE}\nHelloCache memcache:127.0.0.1:{memcached.port}\n"
+    server = make_httpd(start=False, db=db, extra=conf)
+    event_text = server.config_text
+    server.config_text = lambda: _re.sub(
+        r"^ThreadsPerChild.*$", "", event_text().replace(
+            "LoadModule mpm_event_module   {0}/mod_mpm_event.so".format(ht.MODULES_DIR),
+            "LoadModule mpm_prefork_module {0}/mod_mpm_prefork.so".format(ht.MODULES_DIR)),
+        flags=_re.M)
+    server.start()
+    assert server.client().put_date("/hello/preforkuser", "1960-01-01").status == 204
+    log = server.error_log_text()
+    assert log.count(warning) == 1, log[-2000:]
+    event = make_httpd(db=db, extra=conf)
+    assert warning not in event.error_log_text()
