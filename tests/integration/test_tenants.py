@@ -293,3 +293,15 @@ def test_the_tenant_script_removes_every_account_of_the_tenant(tmp_path, own_db)
     assert "'hello_twohost'@'10.0.0.%'" in gone.stdout and "'hello_twohost'@'127.0.0.1'" in gone.stdout
     again = tenant(own_db, "remove", "twohost", "--out", str(tmp_path))
     assert "(no account)" in again.stdout
+    # A query that fails (here: the wrong port) stops the script before it
+    # removes anything, instead of reporting "(no account)".
+    tenant(own_db, "add", "twohost", "two.example", "--out", str(tmp_path),
+           "--db-port", str(own_db.port))
+    import subprocess
+    proc = subprocess.run(
+        [str(ht.REPO / "scripts" / "tenant"), "remove", "twohost", "--out", str(tmp_path), "--",
+         "--no-defaults", "--protocol=tcp", "--host=127.0.0.1", f"--port={ht.free_port()}",
+         "-uroot"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0, proc.stdout
+    assert (tmp_path / "hello-twohost.conf").exists()
+    assert hosts() == ["127.0.0.1"]
