@@ -177,11 +177,12 @@ static void setup_metrics(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     hello_nsets = 0;
     n = 0;
     for (server_rec *sp = s; sp; sp = sp->next, n++) {
-        const void **key = apr_palloc(pconf, sizeof(*key));
         hello_metrics *m = hello_metrics_claim(seg, labels[n], now, from);
+        const void **key;
         if (m == NULL) { /* cannot happen: the segment fits every label */
             continue;
         }
+        key = apr_palloc(pconf, sizeof(*key));
         *key = sp;
         hello_sets[hello_nsets].vhost = apr_pstrdup(pconf, labels[n]);
         hello_sets[hello_nsets++].m = m;
@@ -718,6 +719,7 @@ static int hello_health_handler(request_rec *r)
     hello_date dob;
     const char *err = NULL;
     hello_store_status st;
+    hello_metrics *counters = counters_of(r->server);
 
     if (r->handler == NULL || strcmp(r->handler, HELLO_HEALTH) != 0) {
         return DECLINED;
@@ -729,8 +731,8 @@ static int hello_health_handler(request_rec *r)
     request_store(r, conf, &dbd, &store);
     /* No username is empty, so this reads no row, but it runs the statement. */
     st = store.get(store.ctx, r->pool, "", &dob, &err);
-    if (counters_of(r->server) != NULL) {
-        hello_metrics_health(counters_of(r->server), st != HELLO_STORE_UNAVAILABLE);
+    if (counters != NULL) {
+        hello_metrics_health(counters, st != HELLO_STORE_UNAVAILABLE);
     }
     if (st == HELLO_STORE_UNAVAILABLE) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_hello: health check failed: %s", err);

@@ -31,11 +31,10 @@ static apr_uint32_t fnv1a(const char *s, apr_uint32_t h)
  * keys that all began alike would crowd into one. A namespace longer than 40
  * characters is replaced by its hash, so that memcache's hex-encoded key
  * stays under memcached's 250-byte limit. */
-static const char *make_key(const hello_cached_store *c, apr_pool_t *pool, const char *kind,
-                            const char *user)
+static const char *make_key(const char *name, apr_pool_t *pool, const char *kind, const char *user)
 {
     const char *ns =
-        strlen(c->ns) <= 40 ? c->ns : apr_psprintf(pool, "h%08x", fnv1a(c->ns, 2166136261u));
+        strlen(name) <= 40 ? name : apr_psprintf(pool, "h%08x", fnv1a(name, 2166136261u));
     char *key = apr_pstrcat(pool, "-hello:", kind, ":", ns, ":", user, NULL);
     apr_uint32_t h = fnv1a(key + 1, 2166136261u);
 
@@ -43,14 +42,15 @@ static const char *make_key(const hello_cached_store *c, apr_pool_t *pool, const
     return key;
 }
 
-static const char *entry_key(const hello_cached_store *c, apr_pool_t *pool, const char *user)
+/* Keys of namespace ns: a user's entry and its write token. */
+static const char *entry_key(const char *ns, apr_pool_t *pool, const char *user)
 {
-    return make_key(c, pool, "d", user);
+    return make_key(ns, pool, "d", user);
 }
 
-static const char *token_key(const hello_cached_store *c, apr_pool_t *pool, const char *user)
+static const char *token_key(const char *ns, apr_pool_t *pool, const char *user)
 {
-    return make_key(c, pool, "w", user);
+    return make_key(ns, pool, "w", user);
 }
 
 static void cache_failed(hello_cached_store *c)
@@ -67,7 +67,7 @@ static int read_token(hello_cached_store *c, apr_pool_t *pool, const char *user,
 {
     unsigned char buf[TOKEN_LEN + 1];
     unsigned int len = TOKEN_LEN;
-    apr_status_t rv = c->cache->get(c->cache->ctx, pool, token_key(c, pool, user), buf, &len);
+    apr_status_t rv = c->cache->get(c->cache->ctx, pool, token_key(c->ns, pool, user), buf, &len);
 
     *token = 0;
     if (APR_STATUS_IS_NOTFOUND(rv)) {
@@ -88,8 +88,8 @@ static int read_entry(hello_cached_store *c, apr_pool_t *pool, const char *user,
     char buf[ENTRY_MAX + 1];
     unsigned int len = ENTRY_MAX;
     char *end = NULL;
-    apr_status_t rv =
-        c->cache->get(c->cache->ctx, pool, entry_key(c, pool, user), (unsigned char *)buf, &len);
+    apr_status_t rv = c->cache->get(c->cache->ctx, pool, entry_key(c->ns, pool, user),
+                                    (unsigned char *)buf, &len);
 
     if (rv != APR_SUCCESS) {
         if (!APR_STATUS_IS_NOTFOUND(rv)) {
@@ -133,7 +133,7 @@ static int store_entry(hello_cached_store *c, apr_pool_t *pool, const char *user
     hello_date_format(dob, date);
     data = apr_psprintf(pool, "1 %016" APR_UINT64_T_HEX_FMT " %" APR_TIME_T_FMT " %s", token,
                         c->now, date);
-    if (c->cache->set(c->cache->ctx, pool, entry_key(c, pool, user), c->now + lifetime(c),
+    if (c->cache->set(c->cache->ctx, pool, entry_key(c->ns, pool, user), c->now + lifetime(c),
                       (const unsigned char *)data, (unsigned int)strlen(data)) != APR_SUCCESS) {
         cache_failed(c);
         return 0;
@@ -189,7 +189,7 @@ static hello_store_status cached_get(void *ctx, apr_pool_t *pool, const char *us
     }
     else if (st == HELLO_STORE_NOT_FOUND && have_entry) {
         /* The row went away without a write through the module. */
-        c->cache->remove(c->cache->ctx, pool, entry_key(c, pool, username));
+        c->cache->remove(c->cache->ctx, pool, entry_key(c->ns, pool, username));
     }
     else if (st == HELLO_STORE_UNAVAILABLE && may_serve_stale) {
         c->outcome = HELLO_CACHE_STALE_HIT;
@@ -229,17 +229,15 @@ apr_status_t hello_cache_pending_create(hello_cache_pending **out, apr_pool_t *p
 static int replace_token(hello_cached_store *c, apr_pool_t *pool, const char *ns, const char *user,
                          apr_interval_time_t life, int only_with_token, apr_status_t *removed)
 {
-    hello_cached_store k = *c;
     const char *token = apr_psprintf(pool, "%016" APR_UINT64_T_HEX_FMT, new_token(c->now));
     apr_status_t rv;
 
-    k.ns = ns;
-    rv = c->cache->set(c->cache->ctx, pool, token_key(&k, pool, user),
+    rv = c->cache->set(c->cache->ctx, pool, token_key(ns, pool, user),
                        c->now + 2 * life + apr_time_from_sec(60), (const unsigned char *)token,
                        TOKEN_LEN);
     *removed = APR_EGENERAL;
     if (rv == APR_SUCCESS || !only_with_token) {
-        *removed = c->cache->remove(c->cache->ctx, pool, entry_key(&k, pool, user));
+        *removed = c->cache->remove(c->cache->ctx, pool, entry_key(ns, pool, user));
     }
     return rv == APR_SUCCESS;
 }
