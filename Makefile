@@ -169,24 +169,33 @@ test: deps-test
 
 # ---- the benchmark (docs/performance.md; not part of make test) -------------
 
-.PHONY: bench bench-memory bench-profile deps-bench
+.PHONY: bench bench-memory bench-profile bench-const deps-bench
 deps-bench:
 	@scripts/install-deps.sh bench
+
+# The constant-answer handler the benchmark sets beside mod_hello (bench only).
+bench-const: $(BUILD)/mod_bench_const.so
+$(BUILD)/mod_bench_const.so: bench/mod_bench_const.c
+	@mkdir -p $(BUILD)/obj-bench
+	cp bench/mod_bench_const.c $(BUILD)/obj-bench/
+	cd $(BUILD)/obj-bench && $(APXS) -c -Wc,-Wall -Wc,-Wextra -Wc,-Werror \
+	    -o mod_bench_const.la mod_bench_const.c >build.log 2>&1 || { cat build.log; exit 1; }
+	cp $(BUILD)/obj-bench/.libs/mod_bench_const.so $@.tmp && mv -f $@.tmp $@
 
 # wrk against mod_hello, a static file of the same size on the same Apache,
 # and the PHP + PDO peer on mod_php; writes bench/results.md and .json.
 bench: deps-bench
-	$(MAKE) module
+	$(MAKE) module bench-const
 	$(PYTHON) bench/bench.py run
 
 # RSS of each child after 10,000 and 1,000,000 requests: bench/memory.md.
 bench-memory: deps-bench
-	$(MAKE) module
+	$(MAKE) module bench-const
 	$(PYTHON) bench/bench.py memory
 
 # callgrind of httpd -X: instructions per request by object and function.
 bench-profile: deps-bench
-	$(MAKE) module
+	$(MAKE) module bench-const
 	$(PYTHON) bench/bench.py profile
 
 # ---- a fleet on this machine (docs/architecture.md) ------------------------

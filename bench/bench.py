@@ -18,7 +18,8 @@ Settings (environment):
   BENCH_DURATION=10      seconds per wrk run
   BENCH_REPEAT=3         repetitions of each run (the tables show medians)
   BENCH_CONNECTIONS="32 128"
-  BENCH_SCENARIOS="static get put mix get-cached mix-cached" (get-cold runs with the cached ones)
+  BENCH_SCENARIOS="static const get put mix get-cached mix-cached" (get-cold runs with the
+                         cached ones; const is bench/mod_bench_const.c on mod_hello's Apache)
   BENCH_SERVERS="hello php"
   BENCH_THREADS=2        wrk threads
   BENCH_WARMUP=5         seconds of warm-up per server before measuring
@@ -56,6 +57,7 @@ ROOT = os.path.dirname(BENCH)
 RUN = os.path.join(ROOT, "build", "bench")
 SANDBOX = os.path.join(ROOT, "scripts", "mariadb-sandbox")
 MODULE = os.path.abspath(os.environ.get("BENCH_MODULE") or os.path.join(ROOT, "build", "mod_hello.so"))
+CONST_MODULE = os.path.join(ROOT, "build", "mod_bench_const.so")
 LUA = os.path.join(BENCH, "wrk", "bench.lua")
 DBPASS = "benchpass"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -388,6 +390,8 @@ class Bench:
         missing = []
         if not os.path.exists(MODULE):
             missing.append(f"{MODULE} (run: make module)")
+        if not os.path.exists(CONST_MODULE):
+            missing.append(f"{CONST_MODULE} (run: make bench-const)")
         for tool in ["wrk", "apache2", "mariadbd", "curl"]:
             if shutil.which(tool) is None:
                 missing.append(tool)
@@ -409,7 +413,8 @@ class Bench:
                   "SRCDIR": ROOT, "KEEPALIVE": keepalive,
                   "LOGLEVEL": os.environ.get("BENCH_LOGLEVEL", "warn")}
         if "hello" in servers:
-            subst = dict(common, MODULE=MODULE, CHILDREN=children, THREADS=threads,
+            subst = dict(common, MODULE=MODULE, CONSTMODULE=CONST_MODULE,
+                         CHILDREN=children, THREADS=threads,
                          WORKERS=children * threads, DBDMAX=env_int("BENCH_DBDMAX", 64))
             subst["EXTRA"] = os.environ.get("BENCH_HELLO_CONF", "")
             subst.update(hello_extra or {})
@@ -456,6 +461,14 @@ class Bench:
             f.write(bodies[typical])
         os.chmod(path, 0o644)
         self.static_size = typical
+        # The constant-answer handler reads the same bytes when its Apache
+        # starts: start it again now that the file exists.
+        s = self.servers["hello"]
+        s.stop()
+        s.start()
+        st, _, body = http_req(s.port, "GET", "/const")
+        if st != 200 or body != bodies[typical]:
+            raise Failure(f"GET /const answered {st} {body!r}, not the static file's bytes")
         log(f"bench: static.json is {typical} bytes, a real GET answer "
             f"({bodies[typical].decode()}); {len(lengths)} GET answers measured: "
             f"{min(lengths)}..{max(lengths)} bytes, most often {typical}")
@@ -533,18 +546,25 @@ def contract_check(bench):
 # ---------------------------------------------------------------- make bench
 
 
+def only_on_hello(scenario):
+    """Scenarios with no PHP counterpart: the cached ones and const."""
+    return scenario.endswith("-cached") or scenario == "const"
+
+
 def measured_run(bench, server, scenario, conns, duration, threads, put_percent, stop_after=0):
     """One run; "get-cached" and "mix-cached" are get and mix on the Apache
-    with the cache, "get-cold" each user once (seq) on its empty cache."""
+    with the cache, "get-cold" each user once (seq) on its empty cache,
+    "const" the constant-answer handler on mod_hello's Apache."""
     s = bench.servers["cached" if scenario.endswith(("-cached", "-cold")) else server]
-    mode = {"get-cold": "seq"}.get(scenario, scenario.split("-")[0])
+    mode = {"get-cold": "seq", "const": "static"}.get(scenario, scenario.split("-")[0])
     ld = loadavg()
     st0 = bench.db.status()
     db0 = bench.db.cpu_ticks()
     h0 = s.cpu()
     m0 = machine_ticks()
     res = run_wrk(s.url(), mode, conns, duration, threads, bench.users, put_percent,
-                  stop_after=stop_after)
+                  stop_after=stop_after,
+                  static_path="/const" if scenario == "const" else "/static.json")
     m1 = machine_ticks()
     h1 = s.cpu()
     db1 = bench.db.cpu_ticks()
@@ -571,6 +591,16 @@ STATUS_KEYS = ["Questions", "Com_stmt_execute", "Com_stmt_prepare", "Com_stmt_cl
                "Innodb_data_fsyncs", "Bytes_received", "Bytes_sent"]
 
 
+def refill(bench, threads):
+    """Every seeded user read once on the cached Apache, not measured: the
+    entries that writes took out are filled again."""
+    t0 = time.time()
+    r = run_wrk(bench.servers["cached"].url(), "seq", 32, 600, threads, bench.users, 0,
+                stop_after=bench.users // threads)
+    log(f"bench: cache refilled, {r['requests']} users read in {time.time() - t0:.1f} s, "
+        f"non-2xx {r['non_2xx']}")
+
+
 def probe_overhead(db):
     """What one SHOW GLOBAL STATUS (its client's connection included) adds to
     the counters, so that it can be taken out of the deltas."""
@@ -584,7 +614,7 @@ def cmd_run():
     duration = b.duration
     repeat = env_int("BENCH_REPEAT", 3)
     conns_list = [int(c) for c in env_list("BENCH_CONNECTIONS", "32 128")]
-    scenarios = env_list("BENCH_SCENARIOS", "static get put mix get-cached mix-cached")
+    scenarios = env_list("BENCH_SCENARIOS", "static const get put mix get-cached mix-cached")
     servers = env_list("BENCH_SERVERS", "hello php")
     threads = env_int("BENCH_THREADS", 2)
     warmup = env_int("BENCH_WARMUP", 5)
@@ -634,15 +664,23 @@ def cmd_run():
                     log(f"bench: warm-up saw errors: non-2xx {w['non_2xx']} "
                         f"socket {w['socket_errors']} first {w.get('first_bad')}")
         total = repeat * len(conns_list) * sum(
-            1 if sc.endswith("-cached") else len(servers) for sc in scenarios)
+            1 if only_on_hello(sc) else len(servers) for sc in scenarios)
         n = 0
+        # Writes on the cached Apache (its mix warm-up, mix-cached) take
+        # their users' entries out; get-cached is to measure hits, so the
+        # entries are filled again before it (not measured).
+        cache_written = bool(cached)
         for rep in range(repeat):
             for conns in conns_list:
                 for scenario in scenarios:
                     for name in servers:
-                        if scenario.endswith("-cached") and name != "hello":
+                        if only_on_hello(scenario) and name != "hello":
                             continue
                         n += 1
+                        if scenario == "get-cached" and cache_written:
+                            refill(b, threads)
+                            cache_written = False
+                        cache_written |= scenario == "mix-cached"
                         time.sleep(pause)
                         r = measured_run(b, name, scenario, conns, duration, threads,
                                          put_percent)
@@ -875,6 +913,29 @@ def write_results(b, rows, dbstats, info, runs):
     target("no errors in any run", str(errs), errs == 0)
     target("p99 reported for every scenario", "yes", all(r["p99_ms"] is not None for r in rows))
     L.append("")
+    # The floor of any handler on this Apache (docs/performance.md).
+    if any(r["scenario"] == "const" for r in rows):
+        L.append("## Against the constant-answer handler")
+        L.append("")
+        L.append("`const` is bench/mod_bench_const.c on mod_hello's Apache: the static file's bytes "
+                 "from memory through a handler, nothing else. Medians; CPU is httpd's per request.")
+        L.append("")
+        L.append("| conns | static req/s | const req/s | get-cached req/s | const × static | "
+                 "get-cached × const | httpd µs/req static / const / get-cached |")
+        L.append("|---:|---:|---:|---:|---:|---:|---|")
+        for c in info["connections"]:
+            st = idx.get(("mod_hello", "static", c))
+            k = idx.get(("mod_hello", "const", c))
+            g = idx.get(("mod_hello", "get-cached", c))
+            if not (st and k):
+                continue
+            gr = fmt_int(g["rps"]) if g else "–"
+            gk = fmt_ratio(round(g["rps"] / k["rps"], 3)) if g and k["rps"] else "–"
+            gc = g["httpd_cpu_us_per_req"] if g else "–"
+            L.append(f"| {c} | {fmt_int(st['rps'])} | {fmt_int(k['rps'])} | {gr} | "
+                     f"{fmt_ratio(k['ratio_to_static'])} | {gk} | "
+                     f"{st['httpd_cpu_us_per_req']} / {k['httpd_cpu_us_per_req']} / {gc} |")
+        L.append("")
     # Statements.
     L.append("## MariaDB counters per request")
     L.append("")
