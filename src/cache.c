@@ -61,6 +61,14 @@ static void cache_failed(hello_cached_store *c)
     }
 }
 
+/* Gives back the place reserve() took (see include/hello/cache.h). */
+static void release(hello_cached_store *c)
+{
+    if (c->cache->release != NULL) {
+        c->cache->release(c->cache->ctx);
+    }
+}
+
 /* The user's current write token: 0 when no write has set one. */
 static int read_token(hello_cached_store *c, apr_pool_t *pool, const char *user,
                       apr_uint64_t *token)
@@ -124,17 +132,25 @@ static apr_interval_time_t lifetime(const hello_cached_store *c)
     return c->stale_if_error > c->max_age ? c->stale_if_error : c->max_age;
 }
 
+/* A GET's fill: only with a place for the call at once, so that a read
+ * never waits for the cache; without one the entry is simply not stored. */
 static int store_entry(hello_cached_store *c, apr_pool_t *pool, const char *user,
                        apr_uint64_t token, hello_date dob)
 {
     char date[HELLO_DATE_LEN + 1];
     const char *data;
+    apr_status_t rv;
 
+    if (c->cache->reserve != NULL && !c->cache->reserve(c->cache->ctx, 0)) {
+        return 0;
+    }
     hello_date_format(dob, date);
     data = apr_psprintf(pool, "1 %016" APR_UINT64_T_HEX_FMT " %" APR_TIME_T_FMT " %s", token,
                         c->now, date);
-    if (c->cache->set(c->cache->ctx, pool, entry_key(c->ns, pool, user), c->now + lifetime(c),
-                      (const unsigned char *)data, (unsigned int)strlen(data)) != APR_SUCCESS) {
+    rv = c->cache->set(c->cache->ctx, pool, entry_key(c->ns, pool, user), c->now + lifetime(c),
+                       (const unsigned char *)data, (unsigned int)strlen(data));
+    release(c);
+    if (rv != APR_SUCCESS) {
         cache_failed(c);
         return 0;
     }
@@ -340,8 +356,8 @@ static void make_pending_again(hello_cached_store *c, apr_pool_t *pool, int held
             forget(p, take[i].ns, take[i].user, take[i].seq);
         }
     }
-    if (!held && c->cache->release != NULL) {
-        c->cache->release(c->cache->ctx);
+    if (!held) {
+        release(c);
     }
 }
 
@@ -383,13 +399,6 @@ static int reserve(hello_cached_store *c, const char **err)
     *err = "the cache is not answering (every place for its calls is taken): the write was "
            "not made, so that it cannot be read stale once the cache answers again";
     return 0;
-}
-
-static void release(hello_cached_store *c)
-{
-    if (c->cache->release != NULL) {
-        c->cache->release(c->cache->ctx);
-    }
 }
 
 static hello_store_status cached_put(void *ctx, apr_pool_t *pool, const char *username,

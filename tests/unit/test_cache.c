@@ -650,6 +650,44 @@ static void test_replay_needs_a_free_place(void **state)
     assert_int_equal(writer->count, 0);
 }
 
+/* A GET's fill never waits for a place: it asks for one without waiting,
+ * gives it back, and without one answers from the database, storing
+ * nothing and counting no error. */
+static int waits_asked;
+
+static int place_without_waiting(void *ctx, int wait)
+{
+    waits_asked += wait;
+    return counted_place(ctx, wait);
+}
+
+static void test_fill_never_waits_for_a_place(void **state)
+{
+    fixture *f = *state;
+    hello_cached_store cs;
+    hello_date dob;
+    int sets;
+
+    f->provider.reserve = place_without_waiting;
+    f->provider.release = give_place_back;
+    waits_asked = 0;
+    places_left = 0;
+    sets = f->fc.sets;
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_date(dob, 1990, 6, 20);
+    assert_false(cs.stored);
+    assert_int_equal(f->fc.sets, sets);
+    assert_int_equal(f->metrics.cache[HELLO_CACHE_EVENT_ERROR], 0);
+    places_left = 1;
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_int_equal(cs.outcome, HELLO_CACHE_MISS);
+    assert_true(cs.stored);
+    assert_int_equal(places_left, 1); /* given back */
+    assert_int_equal(waits_asked, 0);
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_int_equal(cs.outcome, HELLO_CACHE_HIT);
+}
+
 static void test_no_fill(void **state)
 {
     fixture *f = *state;
@@ -669,6 +707,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_miss_then_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fill_never_waits_for_a_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_is_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_invalidates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_racing_a_write_never_stands, setup, teardown),
