@@ -84,11 +84,10 @@ static int handler(request_rec *r)
     return OK;
 }
 
-static const command_rec cmds[] = {
-    AP_INIT_TAKE1("BenchConstFile", set_file, NULL, RSRC_CONF,
-                  "the file whose bytes every bench-const answer carries"),
-    {NULL}
-};
+static const command_rec cmds[] = { AP_INIT_TAKE1(
+                                        "BenchConstFile", set_file, NULL, RSRC_CONF,
+                                        "the file whose bytes every bench-const answer carries"),
+                                    { NULL } };
 
 static void register_hooks(apr_pool_t *p)
 {
@@ -97,15 +96,9 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_handler(handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
-AP_DECLARE_MODULE(bench_const) = {
-    STANDARD20_MODULE_STUFF,
-    NULL,
-    NULL,
-    create_conf,
-    NULL,
-    cmds,
-    register_hooks,
+AP_DECLARE_MODULE(bench_const) = { STANDARD20_MODULE_STUFF, NULL, NULL, create_conf, NULL, cmds,
+                                   register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
-    AP_MODULE_FLAG_NONE
+                                   AP_MODULE_FLAG_NONE
 #endif
 };

@@ -69,6 +69,19 @@ static void release(hello_cached_store *c)
     }
 }
 
+/* Around a few back-to-back calls (see hold in include/hello/cache.h). */
+static int hold(hello_cached_store *c)
+{
+    return c->cache->hold != NULL && c->cache->hold(c->cache->ctx);
+}
+
+static void unhold(hello_cached_store *c, int held)
+{
+    if (held) {
+        c->cache->unhold(c->cache->ctx);
+    }
+}
+
 /* The user's current write token: 0 when no write has set one. */
 static int read_token(hello_cached_store *c, apr_pool_t *pool, const char *user,
                       apr_uint64_t *token)
@@ -165,18 +178,22 @@ static hello_store_status cached_get(void *ctx, apr_pool_t *pool, const char *us
     hello_cached_store *c = ctx;
     entry e;
     apr_uint64_t token = 0;
-    int have_token = 0;
+    int have_token;
     int have_entry;
+    int held;
     int may_serve_stale = 0;
     hello_store_status st;
 
     make_pending_again(c, pool, 0);
+    /* The entry, then the token, in one hold of the cache. The token is read
+     * before the database: a write that commits after this read replaces
+     * it, so what is stored below cannot match. */
+    held = hold(c);
     have_entry = read_entry(c, pool, username, &e);
+    have_token = read_token(c, pool, username, &token);
+    unhold(c, held);
     c->outcome = HELLO_CACHE_MISS;
     if (have_entry) {
-        /* The token is read before the database: a write that commits after
-         * this read replaces it, so what is stored below cannot match. */
-        have_token = read_token(c, pool, username, &token);
         if (have_token && e.token == token) {
             apr_interval_time_t age = c->now > e.stored ? c->now - e.stored : 0;
             if (age < c->max_age) {
@@ -192,9 +209,6 @@ static hello_store_status cached_get(void *ctx, apr_pool_t *pool, const char *us
         }
         /* An entry of an older write is never answered, not even stale. */
         c->outcome = HELLO_CACHE_OUTDATED;
-    }
-    else {
-        have_token = read_token(c, pool, username, &token);
     }
     if (c->metrics) {
         hello_metrics_cache(c->metrics, HELLO_CACHE_EVENT_MISS);
@@ -246,6 +260,7 @@ static int replace_token(hello_cached_store *c, apr_pool_t *pool, const char *ns
                          apr_interval_time_t life, int only_with_token, apr_status_t *removed)
 {
     const char *token = apr_psprintf(pool, "%016" APR_UINT64_T_HEX_FMT, new_token(c->now));
+    int held = hold(c);
     apr_status_t rv;
 
     rv = c->cache->set(c->cache->ctx, pool, token_key(ns, pool, user),
@@ -255,6 +270,7 @@ static int replace_token(hello_cached_store *c, apr_pool_t *pool, const char *ns
     if (rv == APR_SUCCESS || !only_with_token) {
         *removed = c->cache->remove(c->cache->ctx, pool, entry_key(ns, pool, user));
     }
+    unhold(c, held);
     return rv == APR_SUCCESS;
 }
 

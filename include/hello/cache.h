@@ -42,6 +42,12 @@ typedef struct hello_cache_provider {
      * the cache has none to give. */
     int (*reserve)(void *ctx, int wait);
     void (*release)(void *ctx);
+    /* Optional (NULL: calls go one by one). Holds the cache for a few calls
+     * made back to back, with no other work between them, so that a
+     * provider that serialises its callers (shmcb's mutex) does it once for
+     * them; 0 when it cannot at once, and then each call tries by itself. */
+    int (*hold)(void *ctx);
+    void (*unhold)(void *ctx);
 } hello_cache_provider;
 
 /* Invalidations a cache refused after their write committed, to be made

@@ -27,7 +27,8 @@ typedef struct fake_cache {
     apr_time_t now; /* what expiry is compared with */
     int fail_get, fail_set, fail_remove;
     int gets, sets, removes;
-    void (*during_set)(void); /* run once at the start of the next set */
+    int holding, holds, calls_held; /* hold(): how often, and calls made in one */
+    void (*during_set)(void);       /* run once at the start of the next set */
 } fake_cache;
 
 static int fc_find(fake_cache *fc, const char *key)
@@ -48,6 +49,7 @@ static apr_status_t fc_get(void *ctx, apr_pool_t *pool, const char *key, unsigne
 
     (void)pool;
     fc->gets++;
+    fc->calls_held += fc->holding;
     if (fc->fail_get) {
         return APR_EGENERAL;
     }
@@ -70,6 +72,7 @@ static apr_status_t fc_set(void *ctx, apr_pool_t *pool, const char *key, apr_tim
 
     (void)pool;
     fc->sets++;
+    fc->calls_held += fc->holding;
     if (fc->during_set) {
         void (*hook)(void) = fc->during_set;
         fc->during_set = NULL;
@@ -98,6 +101,7 @@ static apr_status_t fc_remove(void *ctx, apr_pool_t *pool, const char *key)
 
     (void)pool;
     fc->removes++;
+    fc->calls_held += fc->holding;
     if (fc->fail_remove) {
         return APR_EGENERAL;
     }
@@ -165,7 +169,8 @@ static int setup(void **state)
     fake_store_init(&f->fs);
     f->inner = f->fs.iface;
     f->inner.get = hooked_get;
-    f->provider = (hello_cache_provider){ &f->fc, fc_get, fc_set, fc_remove, NULL, NULL };
+    f->provider =
+        (hello_cache_provider){ &f->fc, fc_get, fc_set, fc_remove, NULL, NULL, NULL, NULL };
     f->fc.now = apr_time_from_sec(1000000);
     hello_metrics_init(&f->metrics, 1);
     current = f;
@@ -688,6 +693,62 @@ static void test_fill_never_waits_for_a_place(void **state)
     assert_int_equal(cs.outcome, HELLO_CACHE_HIT);
 }
 
+/* A GET's two reads go in one hold of the cache (shmcb's mutex taken once),
+ * given back before the database is asked; a write's new token and the
+ * entry's removal go in one hold too. */
+static int fc_hold(void *ctx)
+{
+    fake_cache *fc = ctx;
+
+    assert_false(fc->holding);
+    fc->holding = 1;
+    fc->holds++;
+    return 1;
+}
+
+static void fc_unhold(void *ctx)
+{
+    fake_cache *fc = ctx;
+
+    assert_true(fc->holding);
+    fc->holding = 0;
+}
+
+static int held_during_database;
+
+static void note_hold(fixture *f)
+{
+    held_during_database = f->fc.holding;
+}
+
+static void test_reads_and_invalidation_in_one_hold(void **state)
+{
+    fixture *f = *state;
+    hello_cached_store cs;
+    hello_date dob;
+
+    f->provider.hold = fc_hold;
+    f->provider.unhold = fc_unhold;
+    held_during_database = -1;
+    f->during_get = note_hold;
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_int_equal(cs.outcome, HELLO_CACHE_MISS);
+    assert_true(cs.stored);
+    assert_int_equal(held_during_database, 0);
+    assert_int_equal(f->fc.holds, 1);
+    assert_int_equal(f->fc.calls_held, 2); /* entry and token; the fill alone */
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_int_equal(cs.outcome, HELLO_CACHE_HIT);
+    assert_int_equal(f->fc.holds, 2);
+    assert_int_equal(f->fc.calls_held, 4);
+    assert_int_equal(put(f, "alice", (hello_date){ 1970, 1, 2 }), HELLO_STORE_OK);
+    assert_int_equal(f->fc.holds, 3);
+    assert_int_equal(f->fc.calls_held, 6); /* token and removal */
+    assert_false(f->fc.holding);
+    assert_int_equal(get(f, "alice", &dob, &cs), HELLO_STORE_OK);
+    assert_date(dob, 1970, 1, 2);
+}
+
 static void test_no_fill(void **state)
 {
     fixture *f = *state;
@@ -708,6 +769,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_miss_then_hit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_never_waits_for_a_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_and_invalidation_in_one_hold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_is_not_cached, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_invalidates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_racing_a_write_never_stands, setup, teardown),
